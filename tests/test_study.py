@@ -1,0 +1,91 @@
+"""Config semantics (sentscale.study) and per-model job resources (sentscale.planning)."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+
+from sentscale import models
+from sentscale.errors import ConfigError
+from sentscale.planning import job_resources
+from sentscale.study import NO_DEMO, Cell, Study
+
+
+@pytest.fixture
+def config(repo_root, data_dir):
+    cfg = yaml.safe_load((repo_root / "config" / "config.yaml").read_text())
+    cfg["data_dir"] = str(data_dir)
+    return cfg
+
+
+def test_default_grid_crosses_demos_with_templated_prompts_only(config):
+    study = Study.from_config(config)
+    cells = list(study.cells())
+    n_models, n_demos = len(config["models"]), len(config["demos"])
+    # eol x every demo choice, avg x one zero-shot cell, one row per baseline
+    assert len(cells) == n_models * (n_demos + 1) + len(config["baselines"])
+    assert Cell("smollm2-135m", "avg", NO_DEMO) in cells
+    assert Cell("smollm2-135m", "avg", "smoking") not in cells
+    assert Cell("minilm-l6", "native", "none") in cells
+    demos = study.fixed_demos(Cell("gemma3-270m", "eol", "smoking"))
+    assert [tuple(d) for d in demos] == [("A man is smoking.", "Smoking")]
+
+
+def test_every_problem_is_reported_in_one_error(config, tmp_path):
+    bad = copy.deepcopy(config)
+    bad["models"].append("opt-7b")
+    bad["prompts"]["broken"] = {"template": "no slot here"}
+    bad["tasks"] = ["STSBenchmark", "STS17"]
+    with pytest.raises(ConfigError) as err:
+        Study.from_config(bad)
+    message = str(err.value)
+    assert "'opt-7b'" in message and "smollm2-135m" in message  # lists the known names
+    assert "prompts.broken" in message and "{sentence}" in message
+    assert "STS17" in message
+
+
+def test_missing_data_file_is_named_before_anything_runs(config, tmp_path):
+    (tmp_path / "downstream").mkdir()
+    bad = dict(config, data_dir=str(tmp_path))
+    with pytest.raises(ConfigError) as err:
+        Study.from_config(bad)
+    assert "data_dir" in str(err.value)
+    assert "downstream/STS/STSBenchmark/sts-test.csv" in str(err.value)
+
+
+def test_per_model_demos_must_cover_every_model(config):
+    bad = copy.deepcopy(config)
+    bad["demos"]["paper"] = {"per_model": {"smollm2-135m": {"sentence": "x.", "word": "X"}}}
+    with pytest.raises(ConfigError, match=r"demos.paper.per_model.*gemma3-270m"):
+        Study.from_config(bad)
+
+
+def test_baseline_must_be_a_sentence_transformer(config):
+    bad = dict(config, baselines=["smollm2-135m"])
+    with pytest.raises(ConfigError, match="expected a sentence-transformers"):
+        Study.from_config(bad)
+
+
+@pytest.mark.parametrize(
+    ("model", "gpus", "min_mem_gb"),
+    [("opt-125m", 1, 16), ("opt-6.7b", 1, 29), ("opt-66b", 2, 148)],
+)
+def test_gpu_resources_fit_the_paper_grid(model, gpus, min_mem_gb):
+    res = job_resources(model, {"dtype": "float16"}, {"gpu_mem_gb": 80, "cpus_per_gpu": 8})
+    assert res["gpu"] == gpus
+    # fp16 weights (2 bytes/param) plus 10 % must fit the GPUs granted
+    weights_gb = 2 * models.get_spec(model).params / 1e9
+    assert weights_gb * 1.1 < res["gpu"] * 80
+    assert res["mem_mb"] >= min_mem_gb * 1024
+    assert isinstance(res["runtime"], int) and res["runtime"] >= 30
+
+
+def test_cpu_resources_have_no_gpu_and_grow_on_retry():
+    first = job_resources("qwen2.5-coder-0.5b", {"dtype": "float32"}, {})
+    second = job_resources("qwen2.5-coder-0.5b", {"dtype": "float32"}, {}, attempt=2)
+    assert "gpu" not in first
+    assert first["mem_mb"] > 0.63 * 4 * 1024  # fp32 weights of 630M params
+    assert abs(second["mem_mb"] - 2 * first["mem_mb"]) <= 1
+    assert second["runtime"] == 2 * first["runtime"]

@@ -1,0 +1,87 @@
+# Glue between the config and the rules. Logic lives in the sentscale package; this file only
+# maps wildcards to package calls.
+import re
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from sentscale import data as sentscale_data
+from sentscale.errors import SentscaleError
+from sentscale.planning import job_resources
+from sentscale.study import Study
+
+
+validate(config, workflow.source_path("../schemas/config.schema.yaml"))
+
+try:
+    STUDY = Study.from_config(config)
+except SentscaleError as err:
+    # One readable message (no traceback) before any job runs.
+    raise WorkflowError(str(err)) from None
+
+MODELS_DIR = str(STUDY.models_dir)
+CELLS = list(STUDY.cells())
+STS_TASKS = [t for t in STUDY.tasks if t in sentscale_data.STS_TASKS + sentscale_data.EXTRA_TASKS]
+TRANSFER_TASKS = [t for t in STUDY.tasks if t in sentscale_data.TRANSFER_TASKS]
+
+
+wildcard_constraints:
+    model="[^/]+",
+    prompt="[^/]+",
+    demo="[^/]+",
+
+
+def _alternation(names):
+    return "|".join(re.escape(n) for n in names) or "(?!)"
+
+
+def cell_of(wildcards):
+    return next(
+        c
+        for c in CELLS
+        if (c.model, c.prompt, c.demo) == (wildcards.model, wildcards.prompt, wildcards.demo)
+    )
+
+
+def provisioned(wildcards):
+    """The marker file `sentscale provision` writes once a model is ready to load offline."""
+    return f"{MODELS_DIR}/{wildcards.model}/sentscale-provenance.json"
+
+
+def embed_params(wildcards):
+    """Everything that determines a cell's embeddings; a change here reruns only that cell."""
+    cell = cell_of(wildcards)
+    variant = STUDY.prompts.get(cell.prompt)
+    return {
+        "model": cell.model,
+        "prompt": None if variant is None else variant.to_dict(),
+        "demos": [d.to_dict() for d in STUDY.fixed_demos(cell)],
+        "tasks": list(STUDY.tasks),
+        "embed": dict(STUDY.embed),
+        # which items get scored decides which sentences are embedded
+        "evaluate": {k: STUDY.evaluate.get(k) for k in ("max_items", "seed")},
+        "registry": dict(STUDY.registry),
+    }
+
+
+def embed_resources():
+    """Per-model resources for the embed rule; `gpu` only appears when a GPU is configured."""
+
+    def resource(key, default=None):
+        return lambda wildcards, attempt: job_resources(
+            wildcards.model, STUDY.embed, config.get("resources", {}), attempt=attempt
+        ).get(key, default)
+
+    keys = ["mem_mb", "runtime"]
+    if config.get("resources", {}).get("gpu_mem_gb"):
+        keys += ["gpu", "cpus_per_gpu"]
+        if config["resources"].get("gpu_model"):
+            keys.append("gpu_model")
+    return {key: resource(key) for key in keys}
+
+
+def all_outputs():
+    scores = [
+        f"results/scores/{cell.path}/{task}.json" for cell in CELLS for task in STUDY.tasks
+    ]
+    return scores + ["results/tables/scores.csv"]

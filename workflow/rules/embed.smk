@@ -1,0 +1,21 @@
+rule embed:
+    input:
+        model=provisioned,
+    output:
+        embeddings="results/embeddings/{model}/{prompt}/{demo}.npz",
+        meta="results/embeddings/{model}/{prompt}/{demo}.json",
+    params:
+        cell=embed_params,
+        data_dir=config["data_dir"],
+        models_dir=MODELS_DIR,
+    log:
+        "results/logs/embed/{model}/{prompt}/{demo}.log",
+    benchmark:
+        "results/benchmarks/embed/{model}/{prompt}/{demo}.tsv"
+    threads: STUDY.embed.get("threads", 2)
+    resources:
+        **embed_resources(),
+    conda:
+        "../envs/sentscale.yaml"
+    script:
+        "../scripts/embed.py"

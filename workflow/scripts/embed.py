@@ -1,0 +1,14 @@
+"""Snakemake adapter: embed one cell (see sentscale.cells.embed_cell)."""
+
+from sentscale.cells import embed_cell
+from sentscale.logs import log_to
+
+with log_to(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
+    embed_cell(
+        snakemake.params.cell,  # noqa: F821
+        data_dir=snakemake.params.data_dir,  # noqa: F821
+        models_dir=snakemake.params.models_dir,  # noqa: F821
+        out_npz=snakemake.output.embeddings,  # noqa: F821
+        out_meta=snakemake.output.meta,  # noqa: F821
+        threads=snakemake.threads,  # noqa: F821
+    )
