@@ -7,6 +7,8 @@ copied into the repo. ``SENTSCALE_DATA_DIR`` overrides the location.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -42,3 +44,52 @@ def models_dir() -> Path:
     for name in REAL_TEST_MODELS:
         provision(name, path)
     return path
+
+
+def run_snakemake(
+    workdir: Path,
+    *args: str,
+    configfile: Path | None = None,
+    config: dict[str, str] | None = None,
+    timeout: int = 1800,
+) -> subprocess.CompletedProcess:
+    """Run the real workflow (this checkout's Snakefile) in ``workdir``; returns the process.
+
+    ``--workflow-profile none`` keeps the repo's local profile out (tests pass what they need).
+    """
+    cmd = [
+        sys.executable, "-m", "snakemake",
+        "--snakefile", str(REPO_ROOT / "workflow" / "Snakefile"),
+        "--directory", str(workdir),
+        "--workflow-profile", "none",
+    ]  # fmt: skip
+    if configfile is not None:
+        cmd += ["--configfile", str(configfile)]
+    if config:
+        cmd += ["--config", *(f"{k}={v}" for k, v in config.items())]
+    cmd += list(args)
+    env = dict(os.environ, OMP_NUM_THREADS="2")
+    return subprocess.run(
+        cmd, capture_output=True, text=True, timeout=timeout, env=env, check=False
+    )
+
+
+TEST_STUDY_CONFIG = REPO_ROOT / ".test" / "config" / "config.yaml"
+
+
+@pytest.fixture(scope="session")
+def test_study_config(data_dir, models_dir) -> dict[str, str]:
+    """--config overrides that point the .test study at the real data and models."""
+    return {"data_dir": str(data_dir), "models_dir": str(models_dir.resolve())}
+
+
+@pytest.fixture(scope="session")
+def local_test_study(tmp_path_factory, test_study_config) -> Path:
+    """One real local run of the .test study, shared by the workflow tests (~2-3 min)."""
+    workdir = tmp_path_factory.mktemp("local-test-study")
+    proc = run_snakemake(
+        workdir, "--cores", "2", configfile=TEST_STUDY_CONFIG, config=test_study_config
+    )
+    if proc.returncode != 0:
+        pytest.fail(f"the .test study failed:\n{proc.stderr[-6000:]}")
+    return workdir

@@ -7,6 +7,7 @@ scored from that file by a :class:`LookupEncoder`, so scoring never loads a mode
 
 from __future__ import annotations
 
+import logging
 import platform
 import resource
 import time
@@ -45,13 +46,15 @@ def embed_cell(
     out_meta: str | Path,
     threads: int | None = None,
     demos: Sequence[prompts.Demo] | None = None,
+    demos_file: str | Path | None = None,
 ) -> dict[str, Any]:
     """Embed every sentence of ``cell["tasks"]`` with the cell's model, prompt and demos.
 
     ``cell`` is the workflow's ``embed_params`` mapping: model, prompt (variant dict or None for
     a baseline encoder), demos, tasks, embed options, the evaluate options that decide which
     items are scored (``max_items``, ``seed``), registry overrides. ``demos`` overrides
-    ``cell["demos"]`` (demonstrations chosen upstream on STS-B dev).
+    ``cell["demos"]`` (demonstrations chosen upstream on STS-B dev); ``demos_file``, a
+    selection job's ``selected.json`` (:mod:`sentscale.demos`), overrides both.
     """
     from . import embed  # torch import is slow; keep it out of scoring jobs
 
@@ -61,6 +64,10 @@ def embed_cell(
         torch.set_num_threads(threads)
     models.load_registry(cell.get("registry") or {})
     options = dict(cell.get("embed") or {})
+    if demos_file:
+        from .demos import read_selected
+
+        demos = read_selected(demos_file)
     demos = prompts.as_demos(cell.get("demos") or () if demos is None else demos)
     variant = None if cell.get("prompt") is None else prompts.PromptVariant(**cell["prompt"])
 
@@ -97,6 +104,7 @@ def embed_cell(
         else prompts.prompt_metadata(variant, demos, options.get("preprocess", True)),
         "embed": options,
         "tasks": list(cell["tasks"]),
+        "demos_file": None if demos_file is None else str(demos_file),
         "data_fingerprints": {t: data.task_fingerprint(t, data_dir) for t in cell["tasks"]},
         "n_sentences": len(sentences),
         "dim": int(embeddings.shape[1]),
@@ -154,5 +162,8 @@ def evaluate_cell_task(
         max_items=options.get("max_items"),
     )
     result = {**results[task], "task": task, "cell": dict(cell or {})}
+    # Score files hold only what the embeddings and data determine, so reruns are
+    # byte-identical; wall times live in the log and the rule's benchmark file.
+    logging.getLogger(__name__).info("%s timings: %s", task, result.pop("timings"))
     io.write_json(out_json, result)
     return result

@@ -9,6 +9,10 @@ Reported figures (what PromptEOL's tables show, ×100):
   replacement for SentEval's mean over subsets. ``mean`` and ``wmean`` are kept as details.
 - STSBenchmark, SICKRelatedness: Spearman on the test split.
 - STSBenchmark-dev: Spearman on the dev split (used to choose demonstrations; never sees test).
+
+Every result also keeps ``pairs``: the system score (cosine) and gold score of each scored pair,
+in the order the reported figure concatenates them, so confidence intervals and paired
+comparisons can be bootstrapped later from the score file alone (``sentscale.aggregate``).
 """
 
 from __future__ import annotations
@@ -106,12 +110,14 @@ def score_task(task, lookup: Lookup) -> dict:
         system = pair_cosines(lookup(list(pairs.sent1)), lookup(list(pairs.sent2)))
         scored[split] = (system, np.asarray(pairs.scores, dtype=np.float64))
 
+    pairs = scored_pairs(scored)
     if SCORED_SPLITS[task.name] is None:
         details = combine_subsets(scored)
         return {
             "score": 100.0 * details["all"]["spearman"]["all"],
             "n": sum(s["n"] for s in details["subsets"].values()),
             "metric": "spearman_all_x100",
+            "pairs": pairs,
             **details,
         }
     (split,) = splits
@@ -120,7 +126,17 @@ def score_task(task, lookup: Lookup) -> dict:
         "score": 100.0 * figures["spearman"],
         "n": figures["n"],
         "metric": f"spearman_{split}_x100",
+        "pairs": pairs,
         split: figures,
+    }
+
+
+def scored_pairs(scored: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, list[float]]:
+    """``{"system": [...], "gold": [...]}``: every scored pair, subsets concatenated in order
+    (the pairs behind the reported Spearman; what a bootstrap resamples)."""
+    return {
+        "system": [float(x) for system, _ in scored.values() for x in np.asarray(system)],
+        "gold": [float(x) for _, gold in scored.values() for x in np.asarray(gold)],
     }
 
 

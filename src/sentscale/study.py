@@ -184,7 +184,9 @@ def _demo_choice(name: str, spec: Mapping[str, Any], model_names: tuple[str, ...
         }
         return DemoChoice(name, "per_model", per_model=per_model)
     if keys == {"select"}:
-        return DemoChoice(name, "select", select=dict(spec["select"]))
+        from .demos import parse_select  # defaults and semantic checks of the select block
+
+        return DemoChoice(name, "select", select=parse_select(name, spec["select"], model_names))
     raise ConfigError(
         f"demos.{name}: expected {{}} (none), {{sentence, word}}, {{per_model: ...}} or "
         f"{{select: ...}}, got keys {sorted(keys)}"

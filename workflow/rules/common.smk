@@ -1,5 +1,6 @@
 # Glue between the config and the rules. Logic lives in the sentscale package; this file only
 # maps wildcards to package calls.
+import os
 import re
 
 from snakemake.exceptions import WorkflowError
@@ -64,6 +65,14 @@ def embed_params(wildcards):
     }
 
 
+def selected_demo_file(wildcards):
+    """A select cell's chosen demonstration (rules/demos.smk); [] for every other cell."""
+    if cell_of(wildcards) not in set(STUDY.selection_cells()):
+        return []
+    w = wildcards
+    return [f"results/demos/{w.model}/{w.prompt}/{w.demo}/selected.json"]
+
+
 def embed_resources():
     """Per-model resources for the embed rule; `gpu` only appears when a GPU is configured."""
 
@@ -84,4 +93,5 @@ def all_outputs():
     scores = [
         f"results/scores/{cell.path}/{task}.json" for cell in CELLS for task in STUDY.tasks
     ]
-    return scores + ["results/tables/scores.csv"]
+    # AGGREGATE_OUTPUTS / TRACKING_OUTPUTS / demo_outputs: rules/{aggregate,track,demos}.smk
+    return scores + AGGREGATE_OUTPUTS + TRACKING_OUTPUTS + demo_outputs()

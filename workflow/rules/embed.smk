@@ -1,6 +1,7 @@
 rule embed:
     input:
         model=provisioned,
+        demos_file=selected_demo_file,  # [] unless the cell's demo is chosen on STS-B dev
     output:
         embeddings="results/embeddings/{model}/{prompt}/{demo}.npz",
         meta="results/embeddings/{model}/{prompt}/{demo}.json",

@@ -9,7 +9,8 @@ rule provision_model:
     output:
         f"{MODELS_DIR}/{{model}}/sentscale-provenance.json",
     params:
-        models_dir=MODELS_DIR,
+        # <models_dir>/<model>/sentscale-provenance.json -> <models_dir>
+        models_dir=lambda wildcards, output: os.path.dirname(os.path.dirname(output[0])),
         registry=STUDY.registry,
     log:
         "results/logs/provision/{model}.log",

@@ -3,6 +3,9 @@
 from sentscale.cells import embed_cell
 from sentscale.logs import log_to
 
+# select cells get the demonstration chosen on STS-B dev (rules/demos.smk); others get []
+chosen = snakemake.input.get("demos_file", [])  # noqa: F821 - injected by Snakemake
+
 with log_to(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
     embed_cell(
         snakemake.params.cell,  # noqa: F821
@@ -11,4 +14,5 @@ with log_to(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
         out_npz=snakemake.output.embeddings,  # noqa: F821
         out_meta=snakemake.output.meta,  # noqa: F821
         threads=snakemake.threads,  # noqa: F821
+        demos_file=chosen if isinstance(chosen, str) else next(iter(chosen), None),
     )

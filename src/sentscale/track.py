@@ -1,0 +1,511 @@
+"""MLflow tracking: a view of the score files (which stay the source of truth).
+
+Layout: one experiment per study; one *sweep* (parent) run per study and shared settings (tasks,
+embed and evaluate options, registry overrides), created once by the upstream local rule
+``mlflow_parent``; one child run per cell (model, prompt, demo) with params, tags, metrics and
+artifacts taken from the cell's files.
+
+Stores (:func:`resolve_uri`): ``tracking.uri`` from the config, else ``MLFLOW_TRACKING_URI``,
+else an embedded sqlite database inside the output folder (``results/mlflow.db``, an absolute
+``sqlite:////...`` URI, artifacts beside it in ``results/mlflow-artifacts``). The sweep rule
+creates the database once; every tracking job takes its output (``results/tracking/parent.json``)
+as input, so jobs never race to initialise a fresh sqlite file.
+
+Idempotence: every run carries a deterministic key (``sentscale.run_key``, a hash of the
+settings that define it). A rerun finds the run by its key and updates it: params already
+logged are kept (a changed value is reported in the tag ``sentscale.params_changed`` and the
+current value is in the tag of the same name), metrics are logged only when their value
+changed, artifacts are overwritten in place. Rerunning the pipeline never adds runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import math
+import os
+import random
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from . import __version__, aggregate, data, io
+from .errors import SentscaleError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DB = "mlflow.db"
+ARTIFACT_DIR = "mlflow-artifacts"
+KEY_TAG = "sentscale.run_key"
+ROLE_TAG = "sentscale.role"
+CHANGED_TAG = "sentscale.params_changed"
+PARENT_TAG = "mlflow.parentRunId"
+MAX_PARAM_CHARS = 6000
+
+T = TypeVar("T")
+
+
+class TrackingError(SentscaleError):
+    """The tracking store or a run it should hold is not usable."""
+
+
+# ------------------------------------------------------------------------------- the store
+
+
+def default_uri(results_dir: str | Path = "results") -> str:
+    """``sqlite:////abs/results/mlflow.db``: explicit, never relative to a job's CWD."""
+    return "sqlite:///" + (Path(results_dir).resolve() / DEFAULT_DB).as_posix()
+
+
+def resolve_uri(uri: str | None = None, results_dir: str | Path = "results") -> str:
+    """Config ``tracking.uri`` > ``MLFLOW_TRACKING_URI`` > the sqlite default."""
+    return uri or os.environ.get("MLFLOW_TRACKING_URI") or default_uri(results_dir)
+
+
+def is_local_store(uri: str) -> bool:
+    """sqlite or file stores: written by this machine's processes, no server in between."""
+    return uri.startswith(("sqlite:", "file:")) or "://" not in uri
+
+
+def _retry(call: Callable[[], T], what: str, attempts: int = 8) -> T:
+    """Retry ``call`` while sqlite reports a lock (concurrent writers on one database file)."""
+    for attempt in range(attempts):
+        try:
+            return call()
+        except Exception as err:  # noqa: BLE001 - MlflowException or sqlalchemy errors
+            text = str(err).lower()
+            busy = "locked" in text or "busy" in text
+            if not busy or attempt == attempts - 1:
+                raise
+            pause = min(10.0, 0.5 * 2**attempt) * (0.5 + random.random())
+            log.warning("%s: store busy (%s); retrying in %.1f s", what, err, pause)
+            time.sleep(pause)
+    raise AssertionError("unreachable")
+
+
+def client_for(uri: str):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def ensure_experiment(client, name: str, artifact_location: str | None = None) -> str:
+    """The experiment's id, created (or restored from the trash) when needed."""
+    from mlflow.entities import LifecycleStage
+
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        return _retry(
+            lambda: client.create_experiment(name, artifact_location=artifact_location),
+            "create experiment",
+        )
+    if experiment.lifecycle_stage == LifecycleStage.DELETED:
+        client.restore_experiment(experiment.experiment_id)
+    return experiment.experiment_id
+
+
+def run_key(settings: Mapping[str, Any]) -> str:
+    """Deterministic key of a run: sha256 of the canonical JSON of its settings (24 hex)."""
+    text = json.dumps(settings, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
+
+
+def find_run(client, experiment_id: str, key: str):
+    """The active run tagged with ``key``, or None (the oldest if several)."""
+    runs = _retry(
+        lambda: client.search_runs(
+            [experiment_id],
+            filter_string=f"tags.`{KEY_TAG}` = '{key}'",
+            order_by=["attributes.start_time ASC"],
+            max_results=10,
+        ),
+        "search runs",
+    )
+    if len(runs) > 1:
+        oldest = runs[0].info.run_id
+        log.warning("%d runs carry key %s; using the oldest, %s", len(runs), key, oldest)
+    return runs[0] if runs else None
+
+
+def get_or_create_run(client, experiment_id: str, key: str, name: str, tags: Mapping[str, str]):
+    """(run, created): the run with ``key`` or a new one named ``name``."""
+    run = find_run(client, experiment_id, key)
+    if run is not None:
+        return run, False
+    run = _retry(
+        lambda: client.create_run(experiment_id, run_name=name, tags={**tags, KEY_TAG: key}),
+        "create run",
+    )
+    return run, True
+
+
+def flatten(settings: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Nested settings as MLflow params: ``{"embed": {"dtype": x}}`` -> ``embed.dtype``."""
+    out: dict[str, str] = {}
+    for key, value in settings.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = _param_text(value)
+    return out
+
+
+def _param_text(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+    if len(text) > MAX_PARAM_CHARS:
+        digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+        text = text[: MAX_PARAM_CHARS - 40] + f"... [sha256 {digest}]"
+    return text
+
+
+def sync_run(
+    client,
+    run,
+    *,
+    params: Mapping[str, str],
+    tags: Mapping[str, str],
+    metrics: Mapping[str, float],
+) -> dict[str, list[str]]:
+    """Bring ``run`` up to date: log params it lacks, set tags, log metrics whose value changed.
+
+    Returns what was written (``params``, ``metrics``) and which params differ from the values
+    logged before (``changed``; MLflow params are immutable, the tag holds the current value).
+    """
+    from mlflow.entities import Metric, Param, RunTag
+
+    run_id = run.info.run_id
+    old_params, old_metrics = run.data.params, run.data.metrics
+    new_params = {k: v for k, v in params.items() if k not in old_params}
+    changed = sorted(k for k, v in params.items() if k in old_params and old_params[k] != v)
+    if changed:
+        log.warning("run %s: params changed since first logged: %s", run_id, changed)
+    new_tags = dict(tags)
+    if changed or CHANGED_TAG in run.data.tags:
+        new_tags[CHANGED_TAG] = ",".join(changed)
+    now = int(time.time() * 1000)
+    new_metrics = {
+        k: float(v)
+        for k, v in metrics.items()
+        if v is not None
+        and math.isfinite(v)
+        and not (k in old_metrics and math.isclose(old_metrics[k], v, rel_tol=0, abs_tol=1e-12))
+    }
+    param_items = [Param(k, v) for k, v in sorted(new_params.items())]
+    tag_items = [RunTag(k, str(v)) for k, v in sorted(new_tags.items())]
+    metric_items = [Metric(k, v, now, 0) for k, v in sorted(new_metrics.items())]
+    # log_batch takes at most 100 params / 1000 entries per call
+    for start in range(0, max(len(param_items), len(tag_items), len(metric_items)), 100):
+        batch = dict(
+            params=param_items[start : start + 100],
+            tags=tag_items[start : start + 100],
+            metrics=metric_items[start : start + 100],
+        )
+        _retry(lambda b=batch: client.log_batch(run_id, **b), "log batch")
+    return {"params": sorted(new_params), "metrics": sorted(new_metrics), "changed": changed}
+
+
+def code_version() -> str:
+    """``sentscale <version>`` plus the git commit of the checkout (``-dirty`` if modified)."""
+    here = Path(__file__).resolve().parent
+    version = f"sentscale {__version__}"
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "--short=12", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no", "--", "."],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return version
+    return f"{version} ({commit}{'-dirty' if dirty else ''})" if commit else version
+
+
+# ----------------------------------------------------------------------------------- sweep
+
+
+def start_sweep(
+    *,
+    study: str,
+    settings: Mapping[str, Any],
+    out_json: str | Path,
+    uri: str | None = None,
+    experiment: str | None = None,
+    results_dir: str | Path = "results",
+) -> dict[str, Any]:
+    """Create (or find) the study's experiment and the sweep's parent run; write ``out_json``.
+
+    ``settings``: what every cell of the sweep shares (tasks, embed, evaluate, registry); the
+    grid itself (models, prompts, demos) can grow without starting a new sweep.
+    """
+    uri = resolve_uri(uri, results_dir)
+    name = experiment or study
+    artifact_root = None
+    if uri.startswith("sqlite:"):
+        root = Path(results_dir).resolve() / ARTIFACT_DIR
+        root.mkdir(parents=True, exist_ok=True)
+        artifact_root = root.as_uri()
+        Path(results_dir).mkdir(parents=True, exist_ok=True)
+    client = client_for(uri)
+    experiment_id = _retry(lambda: ensure_experiment(client, name, artifact_root), "experiment")
+    key = run_key({"study": study, "experiment": name, "settings": settings})
+    tags = {ROLE_TAG: "sweep", "study": study}
+    run, created = get_or_create_run(client, experiment_id, key, f"{study} · sweep {key[:8]}", tags)
+    params = {"study": study, **flatten(settings)}
+    sync_run(client, run, params=params, tags={**tags, "code_version": code_version()}, metrics={})
+    _retry(lambda: client.set_terminated(run.info.run_id, "FINISHED"), "finish sweep run")
+    log.info(
+        "%s sweep run %s (%s) in %s", "created" if created else "resumed", run.info.run_id, key, uri
+    )
+    record = {
+        "tracking_uri": uri,
+        "experiment_name": name,
+        "experiment_id": experiment_id,
+        "run_id": run.info.run_id,
+        "run_key": key,
+        "run_name": run.info.run_name,
+        "study": study,
+    }
+    io.write_json(out_json, record)
+    return record
+
+
+# ------------------------------------------------------------------------------------ cells
+
+
+def _pearson(result: Mapping[str, Any]) -> float | None:
+    if isinstance(result.get("all"), Mapping):
+        return result["all"]["pearson"]["all"]
+    for split in ("test", "dev"):
+        part = result.get(split)
+        if isinstance(part, Mapping) and "pearson" in part:
+            return part["pearson"]
+    return None
+
+
+def cell_metrics(
+    results: Mapping[str, Mapping[str, Any]],
+    *,
+    params_count: int,
+    meta: Mapping[str, Any] | None = None,
+    embed_benchmark: str | Path | None = None,
+    evaluate_benchmarks: Iterable[str | Path] = (),
+    boot: aggregate.Bootstrap | None = None,
+) -> dict[str, float]:
+    """Metrics of one cell: per task (STS: spearman, pearson, CI; transfer: accuracy, f1),
+    averages (``sts_avg`` with CI, ``transfer_avg``), ``params_b`` and cost figures."""
+    metrics: dict[str, float] = {"params_b": params_count / 1e9}
+    sts = [t for t in results if t in data.STS_TASKS]
+    transfer = [t for t in results if t in data.TRANSFER_TASKS]
+    boots = aggregate.bootstrap_cell(results, boot) if boot is not None else None
+    for task in sts:
+        result = results[task]
+        metrics[f"{task}.spearman"] = float(result["score"])
+        pearson = _pearson(result)
+        if pearson is not None:
+            metrics[f"{task}.pearson"] = 100.0 * float(pearson)
+        if boots is not None and task in boots.samples:
+            lo, hi = aggregate.percentile_ci(boots.samples[task], boot.confidence)
+            metrics[f"{task}.spearman_lo"], metrics[f"{task}.spearman_hi"] = lo, hi
+    for task in transfer:
+        result = results[task]
+        metrics[f"{task}.accuracy"] = float(result.get("accuracy", result["score"]))
+        if "f1" in result:
+            metrics[f"{task}.f1"] = float(result["f1"])
+    if sts:
+        metrics["sts_avg"] = aggregate.paper_average(results[t]["score"] for t in sts)
+        avg = boots.average_samples(sts) if boots is not None else None
+        if avg is not None:
+            metrics["sts_avg_lo"], metrics["sts_avg_hi"] = aggregate.percentile_ci(
+                avg, boot.confidence
+            )
+    for task in [t for t in results if t in data.EXTRA_TASKS]:
+        metrics[f"{task}.spearman"] = float(results[task]["score"])
+    if transfer:
+        metrics["transfer_avg"] = aggregate.paper_average(results[t]["score"] for t in transfer)
+    if meta:
+        timings = meta.get("timings") or {}
+        for key, name in (
+            ("sentences_per_s", "sentences_per_s"),
+            ("encode_s", "encode_s"),
+            ("load_s", "load_s"),
+        ):
+            if timings.get(key) is not None:
+                metrics[name] = float(timings[key])
+        if meta.get("n_sentences") is not None:
+            metrics["n_sentences"] = float(meta["n_sentences"])
+    if embed_benchmark:
+        bench = aggregate.read_benchmark(embed_benchmark)
+        metrics["embed_wall_s"] = bench.get("s", math.nan)
+        metrics["embed_peak_rss_mb"] = bench.get("max_rss", math.nan)
+    scoring = sum(aggregate.read_benchmark(p).get("s", 0.0) for p in evaluate_benchmarks)
+    scoring += sum(sum((results[t].get("timings") or {}).values()) for t in sts)
+    metrics["scoring_wall_s"] = scoring
+    return {k: v for k, v in metrics.items() if v is not None and math.isfinite(v)}
+
+
+def data_fingerprint(fingerprints: Mapping[str, str]) -> str:
+    """One fingerprint for the data of all tasks of a cell (sha256 of the per-task ones)."""
+    text = json.dumps(dict(sorted(fingerprints.items())), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def cell_params(
+    cell: Mapping[str, str],
+    results: Mapping[str, Mapping[str, Any]],
+    meta: Mapping[str, Any],
+    *,
+    study: str,
+) -> dict[str, str]:
+    """Params of a cell run (also set as tags): what it is and how it was computed."""
+    spec = meta.get("spec") or {}
+    prompt = meta.get("prompt") or {}
+    embed = meta.get("embed") or {}
+    demos = prompt.get("demos") or []
+    fingerprints = meta.get("data_fingerprints") or {
+        t: r.get("data_fingerprint") for t, r in results.items()
+    }
+    protocol = next(iter(results.values()), {}).get("protocol") or {}
+    transfer_modes = sorted(
+        {r.get("mode") for t, r in results.items() if t in data.TRANSFER_TASKS} - {None}
+    )
+    values = {
+        "study": study,
+        "model": cell["model"],
+        "model_id": (spec.get("source") or {}).get("hub") or spec.get("name") or cell["model"],
+        "family": spec.get("family"),
+        "kind": spec.get("kind"),
+        "params": spec.get("params"),
+        "prompt": cell["prompt"],
+        "template": prompt.get("template", "(none: sentence encoder)"),
+        "pooling": prompt.get("pooling"),
+        "preprocess": prompt.get("preprocess"),
+        "demo": cell["demo"],
+        "demo_text": " | ".join(f"{s} -> {w}" for s, w in demos) if demos else "(none)",
+        "dtype": embed.get("dtype"),
+        "batch_size": embed.get("batch_size"),
+        "quantization": embed.get("quantization"),
+        "tasks": ",".join(results),
+        "transfer_mode": ",".join(transfer_modes) if transfer_modes else None,
+        "max_items": protocol.get("max_items"),
+        "seed": protocol.get("seed"),
+        "data_fingerprint": data_fingerprint({k: v for k, v in fingerprints.items() if v}),
+        "code_version": code_version(),
+    }
+    return {k: _param_text(v) for k, v in values.items() if v is not None}
+
+
+def _chosen_demos_tsv(meta: Mapping[str, Any], path: Path) -> None:
+    demos = (meta.get("prompt") or {}).get("demos") or []
+    lines = ["position\tsentence\tword"] + [
+        f"{i}\t{s}\t{w}" for i, (s, w) in enumerate(demos, start=1)
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def track_cell(
+    *,
+    sweep_json: str | Path,
+    cell: Mapping[str, str],
+    settings: Mapping[str, Any],
+    score_files: Sequence[str | Path],
+    embed_meta: str | Path,
+    out_json: str | Path,
+    embed_benchmark: str | Path | None = None,
+    evaluate_benchmarks: Sequence[str | Path] = (),
+    demos: Sequence[str | Path] = (),
+    boot: aggregate.Bootstrap | None = None,
+) -> dict[str, Any]:
+    """Log one cell as a child of the sweep run (resuming its run on reruns); write
+    ``out_json`` (run id, key, params and metrics logged, all from the files).
+
+    Artifacts: ``scores/<task>.json``, ``embed/meta.json``, ``benchmarks/embed.tsv`` and
+    ``benchmarks/evaluate/<task>.tsv``, ``demos/chosen.tsv`` (the demonstrations the cell used)
+    and, for a cell whose demo was selected on STS-B dev, the files in ``demos``
+    (``ranking.tsv``, ``selected.json``) under ``demos/``."""
+    sweep = io.read_json(sweep_json)
+    uri = sweep["tracking_uri"]
+    client = client_for(uri)
+    try:
+        _retry(lambda: client.get_run(sweep["run_id"]), "get sweep run")
+    except Exception as err:  # noqa: BLE001
+        raise TrackingError(
+            f"the sweep run {sweep['run_id']} of {sweep_json} is not in {uri} ({err}); "
+            "recreate it with `snakemake --forcerun mlflow_parent`"
+        ) from err
+    results = {}
+    for path in score_files:
+        result = io.read_json(path)
+        results[result["task"]] = result
+    meta = io.read_json(embed_meta)
+    key = run_key({"sweep": sweep["run_key"], "cell": dict(cell), "settings": settings})
+    name = f"{cell['model']} · {cell['prompt']} · {cell['demo']}"
+    tags = {ROLE_TAG: "cell", PARENT_TAG: sweep["run_id"]}
+    run, created = get_or_create_run(client, sweep["experiment_id"], key, name, tags)
+    params = cell_params(cell, results, meta, study=sweep["study"])
+    metrics = cell_metrics(
+        results,
+        params_count=int((meta.get("spec") or {}).get("params") or 0),
+        meta=meta,
+        embed_benchmark=embed_benchmark,
+        evaluate_benchmarks=evaluate_benchmarks,
+        boot=boot,
+    )
+    written = sync_run(client, run, params=params, tags={**tags, **params}, metrics=metrics)
+
+    with tempfile.TemporaryDirectory(prefix="sentscale-track-") as tmp:
+        stage = Path(tmp)
+        for sub in ("scores", "benchmarks/evaluate", "embed", "demos"):
+            (stage / sub).mkdir(parents=True, exist_ok=True)
+        for task, path in zip(results, score_files, strict=True):
+            (stage / "scores" / f"{task}.json").write_bytes(Path(path).read_bytes())
+        (stage / "embed" / "meta.json").write_bytes(Path(embed_meta).read_bytes())
+        if embed_benchmark:
+            (stage / "benchmarks" / "embed.tsv").write_bytes(Path(embed_benchmark).read_bytes())
+        for path in evaluate_benchmarks:
+            (stage / "benchmarks" / "evaluate" / Path(path).name).write_bytes(
+                Path(path).read_bytes()
+            )
+        _chosen_demos_tsv(meta, stage / "demos" / "chosen.tsv")
+        for path in demos:
+            (stage / "demos" / Path(path).name).write_bytes(Path(path).read_bytes())
+        for empty in [p for p in stage.rglob("*") if p.is_dir() and not any(p.iterdir())]:
+            with contextlib.suppress(OSError):
+                empty.rmdir()
+        _retry(lambda: client.log_artifacts(run.info.run_id, str(stage)), "log artifacts")
+    _retry(lambda: client.set_terminated(run.info.run_id, "FINISHED"), "finish run")
+    log.info(
+        "%s run %s (%s): %d params, %d metrics written, changed params %s",
+        "created" if created else "resumed",
+        run.info.run_id,
+        name,
+        len(written["params"]),
+        len(written["metrics"]),
+        written["changed"],
+    )
+    record = {
+        "tracking_uri": uri,
+        "experiment_id": sweep["experiment_id"],
+        "parent_run_id": sweep["run_id"],
+        "run_id": run.info.run_id,
+        "run_key": key,
+        "run_name": name,
+        "cell": dict(cell),
+        "params": params,
+        "metrics": {k: round(v, 6) for k, v in sorted(metrics.items())},
+    }
+    io.write_json(out_json, record)
+    return record

@@ -1,0 +1,414 @@
+"""MLflow tracking against a real `mlflow server` on 127.0.0.1 and the sqlite default.
+
+The server runs as a subprocess on a free port with its own sqlite store in a temporary folder,
+``MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false`` (no job-runner processes), and is stopped by its
+process id (its process group: uvicorn workers included) when the module's tests are done.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sentscale import io, sts, track
+from sentscale.aggregate import Bootstrap
+
+MLFLOW = Path(sys.executable).with_name("mlflow")
+TASKS = ("STSBenchmark", "CR")
+CELLS = [
+    ("smollm2-135m", "eol", "none"),
+    ("smollm2-135m", "eol", "smoking"),
+    ("minilm-l6", "native", "none"),
+]
+SPECS = {
+    "smollm2-135m": {
+        "name": "smollm2-135m",
+        "family": "smollm2",
+        "kind": "causal-lm",
+        "params": 134515008,
+    },
+    "minilm-l6": {
+        "name": "minilm-l6",
+        "family": "minilm",
+        "kind": "sentence-transformers",
+        "params": 22713216,
+    },
+}
+TEMPLATE = 'This sentence : "{sentence}" means in one word:"'
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"mlflow server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"mlflow server not healthy after {timeout} s:\n{log.read_text()[-3000:]}")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """SIGTERM the server's process group (its id is the server's pid), then SIGKILL."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("mlflow-server")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = folder / "server.log"
+    env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false", OMP_NUM_THREADS="1")
+    env.pop("MLFLOW_TRACKING_URI", None)
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [
+                str(MLFLOW),
+                "server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+                "--backend-store-uri",
+                f"sqlite:///{folder / 'server.db'}",
+                "--artifacts-destination",
+                str(folder / "artifacts"),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=folder,
+            start_new_session=True,  # own process group: stopped as a whole by its pid
+        )
+    try:
+        wait_healthy(url, proc, log)
+        yield {"url": url, "folder": folder, "pid": proc.pid}
+    finally:
+        stop(proc)
+
+
+def write_cell(root: Path, cell: tuple[str, str, str], seed: int) -> dict:
+    """The files a tracked cell reads: score JSONs, embed metadata and benchmarks."""
+    model, prompt, demo = cell
+    path = "/".join(cell)
+    rng = np.random.default_rng(seed)
+    gold = rng.uniform(0, 5, 80)
+    system = gold + rng.normal(0, 1.0 + seed / 4, 80)
+    figures = sts.correlations(system, gold)
+    meta_cell = dict(zip(("model", "prompt", "demo"), cell, strict=True))
+    protocol = {"max_items": 60, "seed": 1111}
+    scores = {
+        "STSBenchmark": {
+            "task": "STSBenchmark",
+            "cell": meta_cell,
+            "score": 100 * figures["spearman"],
+            "n": 80,
+            "metric": "spearman_test_x100",
+            "test": figures,
+            "protocol": protocol,
+            "pairs": sts.scored_pairs({"test": (system, gold)}),
+            "data_fingerprint": "a" * 64,
+        },
+        "CR": {
+            "task": "CR",
+            "cell": meta_cell,
+            "score": 70.0 + seed,
+            "accuracy": 70.0 + seed,
+            "n": 60,
+            "metric": "accuracy_x100",
+            "mode": "fast",
+            "protocol": protocol,
+            "data_fingerprint": "b" * 64,
+        },
+    }
+    files = {}
+    for task, result in scores.items():
+        files[task] = io.write_json(root / "scores" / path / f"{task}.json", result)
+    demos = [["A man is smoking.", "Smoking"]] if demo == "smoking" else []
+    meta = {
+        "model": model,
+        "spec": SPECS[model],
+        "prompt": None
+        if prompt == "native"
+        else {
+            "prompt": prompt,
+            "template": TEMPLATE,
+            "pooling": "last",
+            "demos": demos,
+            "preprocess": True,
+        },
+        "embed": {"dtype": "float32", "batch_size": 32},
+        "tasks": list(TASKS),
+        "data_fingerprints": {"STSBenchmark": "a" * 64, "CR": "b" * 64},
+        "n_sentences": 839,
+        "timings": {"sentences_per_s": 20.0 + seed, "encode_s": 40.0, "load_s": 2.0},
+    }
+    io.write_json(root / "embeddings" / f"{path}.json", meta)
+    bench = root / "benchmarks" / "embed" / f"{path}.tsv"
+    bench.parent.mkdir(parents=True, exist_ok=True)
+    bench.write_text("s\th:m:s\tmax_rss\n37.5\t0:00:37\t1165.0\n")
+    evaluate = root / "benchmarks" / "evaluate" / path / "CR.tsv"
+    evaluate.parent.mkdir(parents=True, exist_ok=True)
+    evaluate.write_text("s\th:m:s\tmax_rss\n4.5\t0:00:04\t600.0\n")
+    return {
+        "score_files": [files[t] for t in TASKS],
+        "embed_meta": root / "embeddings" / f"{path}.json",
+        "embed_benchmark": bench,
+        "evaluate_benchmarks": [evaluate],
+        "scores": scores,
+    }
+
+
+def track_study(root: Path, uri: str | None, results_dir: Path | None = None) -> tuple:
+    """What the workflow does: the sweep rule once, then one tracking job per cell."""
+    results_dir = results_dir or root / "results"
+    sweep = track.start_sweep(
+        study="ci",
+        settings={"tasks": list(TASKS), "embed": {"dtype": "float32"}},
+        uri=uri,
+        out_json=results_dir / "tracking" / "parent.json",
+        results_dir=results_dir,
+    )
+    records = []
+    for seed, cell in enumerate(CELLS):
+        files = write_cell(root, cell, seed)
+        records.append(
+            track.track_cell(
+                sweep_json=results_dir / "tracking" / "parent.json",
+                cell=dict(zip(("model", "prompt", "demo"), cell, strict=True)),
+                settings={"model": cell[0], "prompt": cell[1], "demo": cell[2]},
+                score_files=files["score_files"],
+                embed_meta=files["embed_meta"],
+                embed_benchmark=files["embed_benchmark"],
+                evaluate_benchmarks=files["evaluate_benchmarks"],
+                boot=Bootstrap(),
+                out_json=results_dir / "tracking" / f"{'/'.join(cell)}.json",
+            )
+        )
+    return sweep, records
+
+
+def all_runs(uri: str, experiment_id: str):
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    return client, client.search_runs([experiment_id], max_results=100)
+
+
+def check_study(uri: str, sweep: dict, records: list[dict]) -> None:
+    client, runs = all_runs(uri, sweep["experiment_id"])
+    assert len(runs) == 1 + len(CELLS)
+    parents = [r for r in runs if r.data.tags.get(track.ROLE_TAG) == "sweep"]
+    children = [r for r in runs if r.data.tags.get(track.ROLE_TAG) == "cell"]
+    assert len(parents) == 1 and len(children) == len(CELLS)
+    parent = parents[0]
+    assert parent.info.run_id == sweep["run_id"]
+    assert client.get_experiment(sweep["experiment_id"]).name == "ci"
+    by_name = {r.info.run_name: r for r in children}
+    assert set(by_name) == {" · ".join(cell) for cell in CELLS}
+    for seed, cell in enumerate(CELLS):
+        run = by_name[" · ".join(cell)]
+        assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert run.info.status == "FINISHED"
+        params, tags, metrics = run.data.params, run.data.tags, run.data.metrics
+        spec = SPECS[cell[0]]
+        assert params["model"] == cell[0] and tags["model"] == cell[0]
+        assert params["family"] == spec["family"] and params["params"] == str(spec["params"])
+        assert params["demo"] == cell[2] and params["dtype"] == "float32"
+        assert params["template"] == (
+            TEMPLATE if cell[1] != "native" else "(none: sentence encoder)"
+        )
+        assert params["demo_text"] == (
+            "A man is smoking. -> Smoking" if cell[2] == "smoking" else "(none)"
+        )
+        assert len(params["data_fingerprint"]) == 16 and params["code_version"].startswith(
+            "sentscale"
+        )
+        assert tags[track.KEY_TAG] == records[seed]["run_key"]
+        assert metrics["params_b"] == pytest.approx(spec["params"] / 1e9)
+        assert metrics["CR.accuracy"] == pytest.approx(70.0 + seed)
+        assert metrics["transfer_avg"] == pytest.approx(70.0 + seed)
+        assert metrics["STSBenchmark.spearman_lo"] < metrics["STSBenchmark.spearman"]
+        assert metrics["STSBenchmark.spearman"] < metrics["STSBenchmark.spearman_hi"]
+        assert metrics["sts_avg"] == pytest.approx(round(metrics["STSBenchmark.spearman"], 2))
+        assert metrics["STSBenchmark.pearson"] > 0
+        assert metrics["embed_peak_rss_mb"] == 1165.0 and metrics["sentences_per_s"] == 20 + seed
+        assert records[seed]["metrics"]["CR.accuracy"] == pytest.approx(70.0 + seed)
+        top = {a.path for a in client.list_artifacts(run.info.run_id)}
+        assert top == {"scores", "benchmarks", "embed", "demos"}
+        assert {a.path for a in client.list_artifacts(run.info.run_id, "scores")} == {
+            "scores/STSBenchmark.json",
+            "scores/CR.json",
+        }
+        assert {a.path for a in client.list_artifacts(run.info.run_id, "demos")} == {
+            "demos/chosen.tsv"
+        }
+
+
+def test_server_one_parent_and_a_child_per_cell(mlflow_server, tmp_path):
+    uri = mlflow_server["url"]
+    sweep, records = track_study(tmp_path, uri)
+    assert sweep["tracking_uri"] == uri
+    check_study(uri, sweep, records)
+
+
+def test_server_rerun_resumes_the_same_runs(mlflow_server, tmp_path):
+    uri = mlflow_server["url"]
+    first_sweep, first = track_study(tmp_path, uri)
+    client, before = all_runs(uri, first_sweep["experiment_id"])
+    sweep, again = track_study(tmp_path, uri)
+    _, after = all_runs(uri, sweep["experiment_id"])
+    assert sweep["run_id"] == first_sweep["run_id"]
+    assert [r["run_id"] for r in again] == [r["run_id"] for r in first]
+    assert sorted(r.info.run_id for r in after) == sorted(r.info.run_id for r in before)
+    # unchanged metrics are not logged again: one history entry each
+    history = client.get_metric_history(again[0]["run_id"], "sts_avg")
+    assert len(history) == 1
+    check_study(uri, sweep, again)
+
+
+def test_server_rejects_unknown_host_headers(mlflow_server):
+    """MLflow 3 guards against DNS rebinding: a hostname not in --allowed-hosts gets 403."""
+    request = urllib.request.Request(
+        f"{mlflow_server['url']}/api/2.0/mlflow/experiments/search?max_results=1",
+        headers={"Host": "mlflow.example.org"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(request, timeout=10)
+    assert err.value.code == 403
+
+
+def test_sqlite_default_without_a_server(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    results = tmp_path / "out" / "results"
+    sweep, records = track_study(tmp_path, None, results_dir=results)
+    uri = sweep["tracking_uri"]
+    assert uri == f"sqlite:///{results / 'mlflow.db'}" and uri.startswith("sqlite:////")
+    assert (results / "mlflow.db").is_file()
+    assert not (tmp_path / "mlruns").exists() and not (tmp_path / "mlflow.db").exists()
+    check_study(uri, sweep, records)
+    artifacts = results / "mlflow-artifacts"
+    assert list(artifacts.rglob("scores/STSBenchmark.json"))
+    again_sweep, again = track_study(tmp_path, None, results_dir=results)
+    assert [r["run_id"] for r in again] == [r["run_id"] for r in records]
+    _, runs = all_runs(uri, sweep["experiment_id"])
+    assert len(runs) == 1 + len(CELLS)
+    assert io.read_json(results / "tracking" / "parent.json") == again_sweep
+
+
+def test_changed_settings_start_new_runs_and_changed_params_are_flagged(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    results = tmp_path / "results"
+    sweep, records = track_study(tmp_path, None, results_dir=results)
+    # the code changed, not the settings: the same runs, the changed param flagged in a tag
+    monkeypatch.setattr(track, "code_version", lambda: "sentscale 9.9.9 (new)")
+    _, again = track_study(tmp_path, None, results_dir=results)
+    assert [r["run_id"] for r in again] == [r["run_id"] for r in records]
+    client, runs = all_runs(sweep["tracking_uri"], sweep["experiment_id"])
+    child = client.get_run(again[0]["run_id"])
+    assert child.data.tags[track.CHANGED_TAG] == "code_version"
+    assert child.data.tags["code_version"] == "sentscale 9.9.9 (new)"
+    assert child.data.params["code_version"] != "sentscale 9.9.9 (new)"  # params are immutable
+    assert len(runs) == 1 + len(CELLS)
+    # different cell settings: a different key, so a new run
+    other = write_cell(tmp_path, CELLS[0], 0)
+    new = track.track_cell(
+        sweep_json=results / "tracking" / "parent.json",
+        cell=dict(zip(("model", "prompt", "demo"), CELLS[0], strict=True)),
+        settings={"model": CELLS[0][0], "embed": {"dtype": "bfloat16"}},
+        score_files=other["score_files"],
+        embed_meta=other["embed_meta"],
+        out_json=tmp_path / "new.json",
+    )
+    assert new["run_id"] not in {r["run_id"] for r in records}
+
+
+def test_a_lost_sweep_run_is_reported_with_the_fix(tmp_path, monkeypatch):
+    """parent.json names a run the store does not hold (the database was deleted or
+    replaced): the tracking job says how to rebuild the view instead of logging orphans."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    results = tmp_path / "results"
+    sweep, _ = track_study(tmp_path, None, results_dir=results)
+    io.write_json(results / "tracking" / "parent.json", {**sweep, "run_id": "0" * 32})
+    files = write_cell(tmp_path, CELLS[0], 0)
+    with pytest.raises(track.TrackingError, match="forcerun mlflow_parent"):
+        track.track_cell(
+            sweep_json=results / "tracking" / "parent.json",
+            cell=dict(zip(("model", "prompt", "demo"), CELLS[0], strict=True)),
+            settings={},
+            score_files=files["score_files"],
+            embed_meta=files["embed_meta"],
+            out_json=tmp_path / "x.json",
+        )
+
+
+def test_uri_resolution(monkeypatch, tmp_path):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert track.resolve_uri("http://login01:5000", tmp_path) == "http://login01:5000"
+    assert track.resolve_uri(None, tmp_path) == f"sqlite:///{tmp_path.resolve() / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://svc:5000")
+    assert track.resolve_uri(None, tmp_path) == "http://svc:5000"
+    assert track.resolve_uri("http://cfg:1", tmp_path) == "http://cfg:1"
+    assert track.run_key({"b": 1, "a": [1, 2]}) == track.run_key({"a": [1, 2], "b": 1})
+    assert track.run_key({"a": 1}) != track.run_key({"a": 2})
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_the_test_study_is_tracked_and_a_rerun_adds_no_runs(local_test_study, test_study_config):
+    from conftest import TEST_STUDY_CONFIG, run_snakemake
+
+    results = local_test_study / "results"
+    sweep = io.read_json(results / "tracking" / "parent.json")
+    if "MLFLOW_TRACKING_URI" not in os.environ:  # the default: sqlite inside the output folder
+        assert sweep["tracking_uri"] == f"sqlite:///{(results / 'mlflow.db').resolve()}"
+    cells = [p for p in (results / "tracking").rglob("*.json") if p.name != "parent.json"]
+    client, runs = all_runs(sweep["tracking_uri"], sweep["experiment_id"])
+    assert len(runs) == 1 + len(cells) and len(cells) >= 4
+    assert client.get_experiment(sweep["experiment_id"]).name == "ci"  # the study name
+    children = [r for r in runs if r.data.tags.get(track.ROLE_TAG) == "cell"]
+    assert {r.data.tags["mlflow.parentRunId"] for r in children} == {sweep["run_id"]}
+    minilm = next(r for r in children if r.data.params["model"] == "minilm-l6")
+    assert minilm.data.metrics["STSBenchmark.spearman"] > 75
+    assert minilm.data.params["family"] == "minilm" and minilm.data.metrics["params_b"] < 0.03
+    # the tracking branch forced to run again resumes the same runs
+    proc = run_snakemake(
+        local_test_study,
+        "--cores", "2", "--forcerun", "mlflow_parent",
+        configfile=TEST_STUDY_CONFIG, config=test_study_config,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "track_cell" in proc.stdout + proc.stderr
+    _, again = all_runs(sweep["tracking_uri"], sweep["experiment_id"])
+    assert sorted(r.info.run_id for r in again) == sorted(r.info.run_id for r in runs)
+    assert io.read_json(results / "tracking" / "parent.json") == sweep

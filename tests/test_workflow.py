@@ -1,0 +1,150 @@
+"""The study as a real Snakemake DAG: an end-to-end .test run, incremental reruns, paper dry-run."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from conftest import REPO_ROOT, TEST_STUDY_CONFIG, run_snakemake
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+TEST_CONFIG = yaml.safe_load(TEST_STUDY_CONFIG.read_text())
+MAX_ITEMS = TEST_CONFIG["evaluate"]["max_items"]
+# cells of the .test study: eol x {none, smoking}, avg (zero-shot), the MiniLM baseline
+CELLS = [
+    ("smollm2-135m", "eol", "none"),
+    ("smollm2-135m", "eol", "smoking"),
+    ("smollm2-135m", "avg", "none"),
+    ("minilm-l6", "native", "none"),
+]
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """Parse the 'Job stats' table of a (dry) run into {rule: count}."""
+    counts: dict[str, int] = {}
+    block = output.split("Job stats:", 1)[1] if "Job stats:" in output else ""
+    for line in block.splitlines()[3:]:
+        match = re.match(r"^(\S+)\s+(\d+)$", line.strip())
+        if not match:
+            break
+        counts[match.group(1)] = int(match.group(2))
+    return counts
+
+
+def dry_run(workdir: Path, configfile: Path, config: dict[str, str]) -> dict[str, int]:
+    proc = run_snakemake(workdir, "--dry-run", configfile=configfile, config=config)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return job_counts(proc.stdout + proc.stderr)
+
+
+def test_every_cell_and_task_is_scored_with_the_right_counts(local_test_study):
+    expected_n = {
+        "STSBenchmark": MAX_ITEMS,  # test split only
+        "STS16": 5 * MAX_ITEMS,  # five subsets, each larger than MAX_ITEMS
+        "CR": MAX_ITEMS,
+        "TREC": MAX_ITEMS,  # official test split (500) subsampled
+    }
+    for cell in CELLS:
+        for task in TEST_CONFIG["tasks"]:
+            path = local_test_study / "results" / "scores" / Path(*cell) / f"{task}.json"
+            result = json.loads(path.read_text())
+            assert result["n"] == expected_n[task], (cell, task)
+            assert result["cell"] == dict(zip(("model", "prompt", "demo"), cell, strict=True))
+            low = 0 if task in ("CR", "TREC") else -100
+            assert low <= result["score"] <= 100, (cell, task, result["score"])
+            assert len(result["data_fingerprint"]) == 64
+
+
+def test_scores_are_plausible_for_real_encoders(local_test_study):
+    """MiniLM is a trained sentence encoder: far above chance on every task even on 60 items;
+    PromptEOL beats mean pooling of the same LM on STS (the paper's Table 1 finding)."""
+    table = pd.read_csv(local_test_study / "results" / "tables" / "scores.csv")
+    assert len(table) == len(CELLS)
+    minilm = table[table.model == "minilm-l6"].iloc[0]
+    assert minilm["STSBenchmark"] > 75 and minilm["STS16"] > 65
+    assert minilm["TREC"] > 40  # six classes: chance is ~23 % (largest class)
+    smollm = table[table.model == "smollm2-135m"].set_index(["prompt", "demo"])
+    assert smollm.loc[("eol", "none"), "STS avg"] > smollm.loc[("avg", "none"), "STS avg"]
+
+
+def test_embedding_metadata_records_what_determines_the_vectors(local_test_study):
+    meta = json.loads(
+        (local_test_study / "results/embeddings/smollm2-135m/eol/smoking.json").read_text()
+    )
+    assert meta["prompt"]["template"] == 'This sentence : "{sentence}" means in one word:"'
+    assert meta["prompt"]["demos"] == [["A man is smoking.", "Smoking"]]
+    assert meta["embed"]["dtype"] == "float32"
+    assert meta["n_sentences"] > 0 and meta["timings"]["sentences_per_s"] > 0
+    bench = local_test_study / "results/benchmarks/embed/smollm2-135m/eol/smoking.tsv"
+    assert float(bench.read_text().splitlines()[1].split("\t")[0]) > 0
+
+
+def test_second_invocation_runs_no_job(local_test_study, test_study_config):
+    proc = run_snakemake(
+        local_test_study, "--dry-run", configfile=TEST_STUDY_CONFIG, config=test_study_config
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def _variant_config(tmp_path: Path, edit) -> Path:
+    cfg = yaml.safe_load(TEST_STUDY_CONFIG.read_text())
+    edit(cfg)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_new_prompt_variant_adds_only_its_cells(local_test_study, test_study_config, tmp_path):
+    configfile = _variant_config(tmp_path, lambda c: c["prompts"].update({"means": {}}))
+    counts = dry_run(local_test_study, configfile, test_study_config)
+    n_demos, n_tasks = len(TEST_CONFIG["demos"]), len(TEST_CONFIG["tasks"])
+    assert counts["embed"] == n_demos  # means x {none, smoking}, nothing else re-embedded
+    assert counts["evaluate_sts"] + counts["evaluate_transfer"] == n_demos * n_tasks
+    assert counts["aggregate"] == 1
+
+
+def test_changing_a_template_reruns_only_its_cells(local_test_study, test_study_config, tmp_path):
+    new = {"template": 'This sentence : "{sentence}" means in a word:"'}
+    configfile = _variant_config(tmp_path, lambda c: c["prompts"].update({"eol": new}))
+    counts = dry_run(local_test_study, configfile, test_study_config)
+    n_demos, n_tasks = len(TEST_CONFIG["demos"]), len(TEST_CONFIG["tasks"])
+    assert counts["embed"] == n_demos  # eol/none and eol/smoking; avg and MiniLM untouched
+    assert counts["evaluate_sts"] + counts["evaluate_transfer"] == n_demos * n_tasks
+
+
+def test_paper_grid_dry_run_has_the_expected_jobs(tmp_path, data_dir):
+    paper = yaml.safe_load((REPO_ROOT / "config" / "paper.yaml").read_text())
+    counts = dry_run(
+        tmp_path, REPO_ROOT / "config" / "paper.yaml", {"data_dir": str(data_dir)}
+    )
+    n_models = len(paper["models"])
+    n_cells = n_models * len(paper["demos"])
+    assert n_models == 12 and n_cells == 24
+    assert counts["provision_model"] == n_models
+    assert counts["embed"] == n_cells
+    assert counts["evaluate_sts"] == n_cells * 7
+    assert counts["evaluate_transfer"] == n_cells * 7
+
+
+def test_bad_config_fails_before_any_job_with_one_message(tmp_path, test_study_config):
+    def break_it(cfg):
+        cfg["models"].append("opt-7b")
+        cfg["prompts"]["broken"] = {"template": "no slot"}
+
+    proc = run_snakemake(
+        tmp_path,
+        "--cores",
+        "1",
+        configfile=_variant_config(tmp_path, break_it),
+        config=test_study_config,
+    )
+    assert proc.returncode != 0
+    assert "invalid study configuration" in proc.stderr
+    assert "'opt-7b'" in proc.stderr and "prompts.broken" in proc.stderr
+    assert not (tmp_path / "results").exists()  # nothing ran
