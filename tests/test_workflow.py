@@ -15,10 +15,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 TEST_CONFIG = yaml.safe_load(TEST_STUDY_CONFIG.read_text())
 MAX_ITEMS = TEST_CONFIG["evaluate"]["max_items"]
-# cells of the .test study: eol x {none, smoking}, avg (zero-shot), the MiniLM baseline
+# cells of the .test study: eol x {none, smoking, selected}, avg (zero-shot), MiniLM
 CELLS = [
     ("smollm2-135m", "eol", "none"),
     ("smollm2-135m", "eol", "smoking"),
+    ("smollm2-135m", "eol", "selected"),
     ("smollm2-135m", "avg", "none"),
     ("minilm-l6", "native", "none"),
 ]
@@ -104,7 +105,7 @@ def test_new_prompt_variant_adds_only_its_cells(local_test_study, test_study_con
     configfile = _variant_config(tmp_path, lambda c: c["prompts"].update({"means": {}}))
     counts = dry_run(local_test_study, configfile, test_study_config)
     n_demos, n_tasks = len(TEST_CONFIG["demos"]), len(TEST_CONFIG["tasks"])
-    assert counts["embed"] == n_demos  # means x {none, smoking}, nothing else re-embedded
+    assert counts["embed"] == n_demos  # means x every demo choice, nothing else re-embedded
     assert counts["evaluate_sts"] + counts["evaluate_transfer"] == n_demos * n_tasks
     assert counts["aggregate"] == 1
 
@@ -114,15 +115,13 @@ def test_changing_a_template_reruns_only_its_cells(local_test_study, test_study_
     configfile = _variant_config(tmp_path, lambda c: c["prompts"].update({"eol": new}))
     counts = dry_run(local_test_study, configfile, test_study_config)
     n_demos, n_tasks = len(TEST_CONFIG["demos"]), len(TEST_CONFIG["tasks"])
-    assert counts["embed"] == n_demos  # eol/none and eol/smoking; avg and MiniLM untouched
+    assert counts["embed"] == n_demos  # the eol cells only; avg and MiniLM untouched
     assert counts["evaluate_sts"] + counts["evaluate_transfer"] == n_demos * n_tasks
 
 
 def test_paper_grid_dry_run_has_the_expected_jobs(tmp_path, data_dir):
     paper = yaml.safe_load((REPO_ROOT / "config" / "paper.yaml").read_text())
-    counts = dry_run(
-        tmp_path, REPO_ROOT / "config" / "paper.yaml", {"data_dir": str(data_dir)}
-    )
+    counts = dry_run(tmp_path, REPO_ROOT / "config" / "paper.yaml", {"data_dir": str(data_dir)})
     n_models = len(paper["models"])
     n_cells = n_models * len(paper["demos"])
     assert n_models == 12 and n_cells == 24

@@ -10,10 +10,20 @@ Batches are left-padded, so the last prompt token sits at index -1 of every row.
 are passed explicitly as ``cumsum(mask) - 1``: Llama-style models otherwise number the pads too
 (rotary attention makes that nearly, but not bit-, invariant) and OPT derives the same values
 itself.
+
+Shared prefix (``share_prefix=True``, ``pooling="last"`` only): every templated prompt starts
+with the same tokens (``This sentence : "``, plus all in-context demonstrations, ~20 tokens
+with one demo). The first batch runs whole prompts and keeps the keys/values of those tokens;
+every later batch runs only the rest of each prompt on a copy of them. Causal attention makes
+this the same computation done once (the prefix's states never depend on what follows); such
+batches are right-padded, with positions continuing after the prefix, and read each row's last
+real token. It saves ~15 % of the tokens zero-shot and ~half with one demonstration.
 """
 
 from __future__ import annotations
 
+import copy
+import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -57,7 +67,8 @@ class Embedder:
     ``model``: a ``...ForCausalLM`` or its base model. ``dtype``/``device``: if given, the model
     is cast/moved in place; ``None`` keeps it as loaded. ``batch_size`` caps rows per forward
     pass, ``max_tokens`` (optional) caps rows x padded length. ``preprocess`` switches the
-    paper's sentence clean-up (see :mod:`sentscale.prompts`).
+    paper's sentence clean-up (see :mod:`sentscale.prompts`). ``share_prefix`` computes the
+    prompts' common leading tokens once (see the module docstring).
     """
 
     def __init__(
@@ -74,6 +85,7 @@ class Embedder:
         device: str | torch.device | None = None,
         name: str | None = None,
         progress: bool = True,
+        share_prefix: bool = True,
     ) -> None:
         if batch_size < 1 or (max_tokens is not None and max_tokens < 1):
             raise ConfigError(f"batch_size and max_tokens must be >= 1: {batch_size}, {max_tokens}")
@@ -84,6 +96,7 @@ class Embedder:
         self.batch_size = batch_size
         self.max_tokens = max_tokens
         self.progress = progress
+        self.share_prefix = share_prefix
         if dtype is not None:
             model.to(resolve_dtype(dtype))
         if device is not None:
@@ -115,6 +128,7 @@ class Embedder:
             "dtype": str(self.dtype).removeprefix("torch."),
             "batch_size": self.batch_size,
             "max_tokens": self.max_tokens,
+            "share_prefix": self.share_prefix,
             "add_bos": self._adds_bos(),
         }
 
@@ -132,13 +146,20 @@ class Embedder:
         # Longest first: the first batch is the largest, so an out-of-memory shows up at once.
         order = sorted(range(len(unique)), key=lambda i: -len(token_ids[i]))
         batches = self._batches([len(token_ids[i]) for i in order])
+        prefix_len = self._shared_prefix_len(token_ids) if len(batches) > 1 else 0
+        prefix_cache = None  # the prefix's keys/values, from the first batch
         out = np.empty((len(unique), self.dim), dtype=np.float32)
         with torch.inference_mode():
             for batch_index, (start, stop) in enumerate(
                 tqdm(batches, desc=self.name, unit="batch", disable=not self.progress)
             ):
                 rows = order[start:stop]
-                emb = self._embed_batch([token_ids[i] for i in rows])
+                if prefix_len:
+                    emb, prefix_cache = self._embed_batch_shared(
+                        [token_ids[i] for i in rows], prefix_len, prefix_cache
+                    )
+                else:
+                    emb = self._embed_batch([token_ids[i] for i in rows])
                 finite = torch.isfinite(emb).all(dim=1)
                 if not bool(finite.all()):
                     bad = unique[rows[int((~finite).nonzero()[0])]]
@@ -183,6 +204,57 @@ class Embedder:
             batches.append((start, min(start + rows, len(lengths_desc))))
             start += rows
         return batches
+
+    def _shared_prefix_len(self, token_ids: list[list[int]]) -> int:
+        """How many leading tokens all prompts share and can be computed once (0: none)."""
+        if not self.share_prefix or self.variant.pooling != "last" or len(token_ids) < 2:
+            return 0
+        # Every prompt keeps at least one token of its own (the one whose state is read).
+        shared = min(len(os.path.commonprefix(token_ids)), min(map(len, token_ids)) - 1)
+        window = getattr(self.body.config, "sliding_window", None)
+        if isinstance(window, int) and window <= max(map(len, token_ids)):
+            return 0  # a sliding-window cache keeps only the last `window` keys
+        return max(shared, 0)
+
+    def _embed_batch_shared(
+        self, sequences: list[list[int]], prefix_len: int, cache: Any
+    ) -> tuple[torch.Tensor, Any]:
+        """Last-token states of prompts that all start with the same ``prefix_len`` tokens.
+
+        Without ``cache`` (the first batch) whole prompts run and the prefix's keys/values are
+        returned; with it, only the tokens after the prefix run, on a copy of ``cache``. Rows
+        are right-padded (pads after a row's last token never reach it: causal attention).
+        """
+        device = self.device
+        offset = 0 if cache is None else prefix_len
+        sequences = [s[offset:] for s in sequences]
+        lengths = torch.tensor([len(s) for s in sequences])
+        width = int(lengths.max())
+        pad_id = self.tokenizer.pad_token_id
+        pad_id = pad_id if pad_id is not None else (self.tokenizer.eos_token_id or 0)
+        input_ids = torch.tensor([s + [pad_id] * (width - len(s)) for s in sequences])
+        mask = (torch.arange(width) < lengths[:, None]).long()
+        position_ids = (offset + torch.arange(width)).expand(len(sequences), -1)
+        kwargs: dict[str, Any] = {}
+        if cache is not None:
+            kwargs["cache"] = copy.deepcopy(cache)
+            kwargs["cache"].batch_repeat_interleave(len(sequences))
+            mask = torch.cat([mask.new_ones(len(sequences), prefix_len), mask], dim=1)
+        out = self.body(
+            input_ids=input_ids.to(device),
+            attention_mask=mask.to(device),
+            position_ids=position_ids.to(device),
+            use_cache=True,
+            **kwargs,
+        )
+        rows = torch.arange(len(sequences), device=device)
+        hidden = out.last_hidden_state[rows, (lengths - 1).to(device)]
+        if cache is None:
+            cache = out.cache
+            if cache is not None:  # keep the prefix of one row (the same in every row)
+                cache.crop(prefix_len - width)
+                cache.batch_select_indices(torch.tensor([0], device=device))
+        return hidden, cache
 
     def _embed_batch(self, sequences: list[list[int]]) -> torch.Tensor:
         width = max(len(s) for s in sequences)
@@ -242,6 +314,7 @@ def load_encoder(
     device: str = "auto",
     quantization: str | None = None,
     progress: bool = True,
+    share_prefix: bool = True,
 ) -> Encoder:
     """An encoder for a registry model: an :class:`Embedder` for a causal LM (``prompt=None``
     means ``"eol"``), a :class:`SentenceTransformerEncoder` for a sentence-transformers
@@ -264,4 +337,5 @@ def load_encoder(
         max_tokens=max_tokens,
         name=name,
         progress=progress,
+        share_prefix=share_prefix,
     )

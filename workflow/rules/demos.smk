@@ -28,7 +28,8 @@ rule label_candidates:
         labeller=_alternation(sorted({labeller for _, labeller in label_sets()})),
     params:
         labelled=lambda wildcards: _select(wildcards.demo)["candidates"]["self_labelled"],
-        embed=dict(STUDY.embed),
+        # how the labeller is loaded (batching does not enter one-at-a-time greedy decoding)
+        embed={k: STUDY.embed.get(k) for k in ("dtype", "device", "quantization")},
         registry=dict(STUDY.registry),
         data_dir=config["data_dir"],
         models_dir=MODELS_DIR,

@@ -72,12 +72,13 @@ def _model_resources(name_of, scale=lambda wildcards: 1):
 
 
 def select_scale(wildcards):
-    """Selection runtime relative to an embed job (budgeted for ~10k sentences): one pass
-    over the dev sentences per candidate plus the no-demonstration baseline."""
+    """Selection runtime in embed-job runtimes: one pass over the dev sentences per
+    candidate plus the no-demonstration baseline, against the ~200k sentences of an embed
+    job of the paper's grid (all 14 tasks), which the per-model runtime is sized for."""
     select = _select(wildcards.demo)
     passes = sentscale_demos.estimated_candidates(select) + 1
     sentences = 2 * (select["dev_max_items"] or 1500)
-    return max(1, math.ceil(passes * sentences / 10_000))
+    return max(1, math.ceil(passes * sentences / 200_000))
 
 
 def _cells_of(wildcards):
