@@ -7,6 +7,7 @@ copied into the repo. ``SENTSCALE_DATA_DIR`` overrides the location.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -93,3 +94,16 @@ def local_test_study(tmp_path_factory, test_study_config) -> Path:
     if proc.returncode != 0:
         pytest.fail(f"the .test study failed:\n{proc.stderr[-6000:]}")
     return workdir
+
+
+def job_stats(log: str) -> dict[str, int]:
+    """The 'Job stats' table of a run's log as {rule: count} (without 'total')."""
+    counts: dict[str, int] = {}
+    block = log.split("Job stats:", 1)[1] if "Job stats:" in log else ""
+    for line in block.splitlines()[3:]:
+        match = re.match(r"^(\S+)\s+(\d+)$", line.strip())
+        if not match:
+            break
+        counts[match.group(1)] = int(match.group(2))
+    counts.pop("total", None)
+    return counts

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, TEST_STUDY_CONFIG
+from conftest import REPO_ROOT, TEST_STUDY_CONFIG, job_stats
 
 pytestmark = [pytest.mark.integration]
 
@@ -47,19 +47,6 @@ def snakemake_cmd(workdir: Path, *args: str, profiles=(), configfile=None, confi
     if config:
         cmd += ["--config", *(f"{k}={v}" for k, v in config.items())]
     return cmd + list(args)
-
-
-def job_stats(log: str) -> dict[str, int]:
-    """The 'Job stats' table of a run's log as {rule: count} (without 'total')."""
-    counts: dict[str, int] = {}
-    block = log.split("Job stats:", 1)[1] if "Job stats:" in log else ""
-    for line in block.splitlines()[3:]:
-        match = re.match(r"^(\S+)\s+(\d+)$", line.strip())
-        if not match:
-            break
-        counts[match.group(1)] = int(match.group(2))
-    counts.pop("total", None)
-    return counts
 
 
 def job_blocks(log: str) -> list[dict[str, str]]:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
-from conftest import REPO_ROOT, TEST_STUDY_CONFIG, run_snakemake
+from conftest import REPO_ROOT, TEST_STUDY_CONFIG, job_stats, run_snakemake
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -25,22 +24,10 @@ CELLS = [
 ]
 
 
-def job_counts(output: str) -> dict[str, int]:
-    """Parse the 'Job stats' table of a (dry) run into {rule: count}."""
-    counts: dict[str, int] = {}
-    block = output.split("Job stats:", 1)[1] if "Job stats:" in output else ""
-    for line in block.splitlines()[3:]:
-        match = re.match(r"^(\S+)\s+(\d+)$", line.strip())
-        if not match:
-            break
-        counts[match.group(1)] = int(match.group(2))
-    return counts
-
-
 def dry_run(workdir: Path, configfile: Path, config: dict[str, str]) -> dict[str, int]:
     proc = run_snakemake(workdir, "--dry-run", configfile=configfile, config=config)
     assert proc.returncode == 0, proc.stderr[-4000:]
-    return job_counts(proc.stdout + proc.stderr)
+    return job_stats(proc.stdout + proc.stderr)
 
 
 def test_every_cell_and_task_is_scored_with_the_right_counts(local_test_study):
