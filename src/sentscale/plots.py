@@ -392,11 +392,9 @@ def plot_cost(cost: pd.DataFrame, png: str | Path, pdf: str | Path | None = None
             )
         if len(ok) and (ok[col] > 0).all():
             ax.set_xscale("log")
-            plain = FuncFormatter(lambda v, _: f"{v:g}")
-            ax.xaxis.set_major_formatter(plain)
-            narrow = ok[col].max() / ok[col].min() < 10  # no major tick inside: label minors
-            ax.xaxis.set_minor_formatter(plain if narrow else NullFormatter())
-            ax.tick_params(axis="x", which="minor", labelsize=7)
+            ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 3.0, 5.0, 7.0)))
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(xlabel, fontsize=9)
         ax.grid(True, which="both", alpha=0.25)
         ax.margins(x=0.15, y=0.12)
