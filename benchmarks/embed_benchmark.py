@@ -887,6 +887,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # keep the printed tables readable
+    hf_logging.set_verbosity_error()
     if args.threads:
         torch.set_num_threads(args.threads)
     from sentscale import provision

@@ -129,9 +129,10 @@ JobCompType=jobcomp/none
 ReturnToService=2
 # accept the node line even where the detected hardware differs slightly
 SlurmdParameters=config_overrides
-# finished jobs stay visible to squeue for 10 minutes: the Snakemake plugin polls with squeue
-# (no accounting, so no sacct) and needs MinJobAge >= 3 x its first status-check delay
-MinJobAge=600
+# finished jobs stay visible to squeue for an hour: the Snakemake plugin polls with squeue
+# (no accounting, so no sacct) and needs MinJobAge >= 3 x its first status-check delay; a
+# long test run can still list every one of its jobs afterwards
+MinJobAge=3600
 KillWait=5
 InactiveLimit=0
 NodeName=$NODE NodeHostname=$(hostname -s) NodeAddr=127.0.0.1 $node_line State=UNKNOWN
@@ -172,7 +173,7 @@ cmd_start() {
     if [[ -L "$ETC_CONF" && "$(readlink "$ETC_CONF")" != "$CONF" ]]; then
         local other_dir
         other_dir="$(dirname "$(readlink "$ETC_CONF")")"
-        if SLURM_LOCAL_DIR="$other_dir" "$0" status >/dev/null 2>&1; then
+        if SLURM_LOCAL_DIR="$other_dir" bash "$0" status >/dev/null 2>&1; then
             die "another local Slurm (state $other_dir) owns $ETC_CONF; stop it first"
         fi
     fi
@@ -181,6 +182,11 @@ cmd_start() {
     chmod 700 "$DIR"
     rm -rf "$DIR/ctld" "$DIR/slurmd"        # fresh job ids and no stale jobs on every start
     mkdir -p "$DIR/run" "$DIR/log" "$DIR/munge" "$DIR/ctld" "$DIR/slurmd"
+    # job ids restart at 1: keep the previous logs as *.prev so no old JobId lines remain
+    local f
+    for f in "$DIR"/log/*.log; do
+        if [[ -e "$f" ]]; then mv -f "$f" "$f.prev"; fi
+    done
     chmod 700 "$DIR/munge"
 
     # munge: a private key and socket (never the system's /run/munge)

@@ -252,7 +252,12 @@ def test_test_study_runs_through_slurm_like_a_local_run(
     assert len(submitted) == n_remote, (stats, local_rules, submitted)
     assert len(set(submitted.values())) == n_remote
 
-    # ... and Slurm itself ran each of them to completion (squeue keeps them for MinJobAge)
+    # ... and Slurm itself ran each of them to completion: slurmctld logged every submission
+    # and a zero exit status; squeue (jobs stay for MinJobAge) lists them under the run's name
+    ctld = ctld_log.read_text()
+    for slurm_id in submitted.values():
+        assert f"_slurm_rpc_submit_batch_job: JobId={slurm_id} " in ctld, slurm_id
+        assert f"_job_complete: JobId={slurm_id} WEXITSTATUS 0\n" in ctld, slurm_id
     run_id = re.search(r"SLURM run ID: (\S+)", log).group(1)
     queue = subprocess.run(
         ["squeue", "--noheader", "--states=all", f"--name={run_id}", "--format=%i %T"],
@@ -269,7 +274,7 @@ def test_test_study_runs_through_slurm_like_a_local_run(
                           (local_test_study / "results" / "scores").rglob("*.json"))  # fmt: skip
     slurm_scores = sorted(p.relative_to(workdir) for p in
                           (workdir / "results" / "scores").rglob("*.json"))  # fmt: skip
-    assert slurm_scores == local_scores and len(local_scores) == 16
+    assert slurm_scores == local_scores and len(local_scores) == 5 * 4  # 5 cells x 4 tasks
     for rel in local_scores:
         ours = json.loads((workdir / rel).read_text())
         theirs = json.loads((local_test_study / rel).read_text())

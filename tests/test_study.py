@@ -33,6 +33,18 @@ def test_default_grid_crosses_demos_with_templated_prompts_only(config):
     assert [tuple(d) for d in demos] == [("A man is smoking.", "Smoking")]
 
 
+def test_key_order_of_the_config_does_not_change_what_jobs_see(config):
+    """Snakemake compares params as text: a re-ordered config must give identical params."""
+    reordered = copy.deepcopy(config)
+    reordered["embed"] = dict(reversed(list(config["embed"].items())))
+    reordered["evaluate"] = dict(reversed(list(config["evaluate"].items())))
+    a, b = Study.from_config(config), Study.from_config(reordered)
+    assert list(reordered["embed"]) != list(config["embed"])
+    assert repr(a.embed) == repr(b.embed) and repr(a.evaluate) == repr(b.evaluate)
+    select = [c.select for c in a.demos.values() if c.kind == "select"]
+    assert select and all(list(s) == sorted(s) for s in select)
+
+
 def test_every_problem_is_reported_in_one_error(config, tmp_path):
     bad = copy.deepcopy(config)
     bad["models"].append("opt-7b")

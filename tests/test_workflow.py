@@ -80,6 +80,21 @@ def test_second_invocation_runs_no_job(local_test_study, test_study_config):
     assert "Nothing to be done" in proc.stdout + proc.stderr
 
 
+def test_moving_the_data_folder_reruns_nothing(local_test_study, test_study_config, tmp_path):
+    """Paths are not params: the same data under another path (scores record its
+    fingerprint) leaves every finished job as it is."""
+    moved = tmp_path / "senteval"
+    moved.symlink_to(Path(test_study_config["data_dir"]))
+    proc = run_snakemake(
+        local_test_study,
+        "--dry-run",
+        configfile=TEST_STUDY_CONFIG,
+        config=dict(test_study_config, data_dir=str(moved)),
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
 def _variant_config(tmp_path: Path, edit) -> Path:
     cfg = yaml.safe_load(TEST_STUDY_CONFIG.read_text())
     edit(cfg)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import sys
 import time
 from pathlib import Path
@@ -72,16 +73,26 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     )
     wall = time.perf_counter() - start
     name = args.name or (args.encoder if args.prompt is None else f"{args.encoder}--{args.prompt}")
+    n_encoded = sum(r["n_sentences_encoded"] for r in results.values())
+    encode_s = sum(r["timings"]["encode_s"] for r in results.values())
+    cost = {
+        "wall_s": round(wall, 1),
+        "sentences_encoded": n_encoded,
+        "encode_s": round(encode_s, 1),
+        "sentences_per_s": round(n_encoded / encode_s, 1) if encode_s else None,
+        # ru_maxrss is in KiB on Linux: the process's peak, model and data included
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+    }
     meta = {
         "encoder": args.encoder,
         "prompt": args.prompt,
         "demos": [list(d) for d in demos],
         "dtype": args.dtype,
-        "wall_s": round(wall, 1),
+        **cost,
     }
     evaluation.write_results(results, args.out, name, meta)
     summary = {task: round(r["score"], 2) for task, r in results.items()}
-    print(json.dumps({"encoder": name, "wall_s": round(wall, 1), "scores": summary}, indent=2))
+    print(json.dumps({"encoder": name, **cost, "scores": summary}, indent=2))
     return 0
 
 

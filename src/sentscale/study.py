@@ -129,9 +129,9 @@ class Study:
             prompts=variants,
             demos=demos,
             tasks=tasks,
-            embed=dict(config.get("embed") or {}),
-            evaluate=dict(config.get("evaluate") or {}),
-            registry=registry,
+            embed=canonical(config.get("embed") or {}),
+            evaluate=canonical(config.get("evaluate") or {}),
+            registry=canonical(registry),
         )
 
     def cells(self) -> Iterator[Cell]:
@@ -169,6 +169,19 @@ class Study:
         return self.models + self.baselines
 
 
+def canonical(value: Any) -> Any:
+    """``value`` with every mapping's keys sorted, recursively.
+
+    Snakemake compares a job's params with the last run's by their text, so two configs that
+    differ only in key order (a YAML re-saved by another tool) must give the same params.
+    """
+    if isinstance(value, Mapping):
+        return {key: canonical(value[key]) for key in sorted(value)}
+    if isinstance(value, list | tuple):
+        return [canonical(item) for item in value]
+    return value
+
+
 def _demo_choice(name: str, spec: Mapping[str, Any], model_names: tuple[str, ...]) -> DemoChoice:
     keys = set(spec)
     if not keys:
@@ -186,7 +199,8 @@ def _demo_choice(name: str, spec: Mapping[str, Any], model_names: tuple[str, ...
     if keys == {"select"}:
         from .demos import parse_select  # defaults and semantic checks of the select block
 
-        return DemoChoice(name, "select", select=parse_select(name, spec["select"], model_names))
+        select = canonical(parse_select(name, spec["select"], model_names))
+        return DemoChoice(name, "select", select=select)
     raise ConfigError(
         f"demos.{name}: expected {{}} (none), {{sentence, word}}, {{per_model: ...}} or "
         f"{{select: ...}}, got keys {sorted(keys)}"

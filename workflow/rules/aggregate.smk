@@ -83,7 +83,7 @@ rule aggregate:
     params:
         tasks=list(STUDY.tasks),
         tables=TABLES,
-        bootstrap=config.get("aggregate", {}),
+        bootstrap=canonical(config.get("aggregate", {})),
         eol_prompts=[
             name
             for name, variant in STUDY.prompts.items()

@@ -9,7 +9,7 @@ from snakemake.utils import validate
 from sentscale import data as sentscale_data
 from sentscale.errors import SentscaleError
 from sentscale.planning import job_resources
-from sentscale.study import Study
+from sentscale.study import Study, canonical
 
 
 validate(config, workflow.source_path("../schemas/config.schema.yaml"))
@@ -21,6 +21,10 @@ except SentscaleError as err:
     raise WorkflowError(str(err)) from None
 
 MODELS_DIR = str(STUDY.models_dir)
+# Params hold what determines a result, never where things live: scripts read data_dir and
+# models_dir from the config, so moving the data (fingerprinted in every score) or running
+# from another checkout does not rerun finished cells. Mappings in params are canonical
+# (sorted keys; Study.from_config), so re-saving the config YAML does not either.
 CELLS = list(STUDY.cells())
 STS_TASKS = [t for t in STUDY.tasks if t in sentscale_data.STS_TASKS + sentscale_data.EXTRA_TASKS]
 TRANSFER_TASKS = [t for t in STUDY.tasks if t in sentscale_data.TRANSFER_TASKS]

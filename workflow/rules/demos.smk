@@ -31,8 +31,6 @@ rule label_candidates:
         # how the labeller is loaded (batching does not enter one-at-a-time greedy decoding)
         embed={k: STUDY.embed.get(k) for k in ("dtype", "device", "quantization")},
         registry=dict(STUDY.registry),
-        data_dir=config["data_dir"],
-        models_dir=MODELS_DIR,
     log:
         "results/logs/demos/label/{demo}/{labeller}.log",
     benchmark:
@@ -59,8 +57,6 @@ rule select_demo:
         demo=_alternation(SELECT_CHOICES),
     params:
         cell=select_params,
-        data_dir=config["data_dir"],
-        models_dir=MODELS_DIR,
     log:
         "results/logs/demos/select/{model}/{prompt}/{demo}.log",
     benchmark:

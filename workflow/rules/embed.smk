@@ -7,8 +7,6 @@ rule embed:
         meta="results/embeddings/{model}/{prompt}/{demo}.json",
     params:
         cell=embed_params,
-        data_dir=config["data_dir"],
-        models_dir=MODELS_DIR,
     log:
         "results/logs/embed/{model}/{prompt}/{demo}.log",
     benchmark:

@@ -9,7 +9,6 @@ rule evaluate_sts:
     wildcard_constraints:
         task=_alternation(STS_TASKS),
     params:
-        data_dir=config["data_dir"],
         evaluate=STUDY.evaluate,
     log:
         "results/logs/evaluate/{model}/{prompt}/{demo}/{task}.log",
@@ -31,7 +30,6 @@ rule evaluate_transfer:
     wildcard_constraints:
         task=_alternation(TRANSFER_TASKS),
     params:
-        data_dir=config["data_dir"],
         evaluate=STUDY.evaluate,
     log:
         "results/logs/evaluate/{model}/{prompt}/{demo}/{task}.log",

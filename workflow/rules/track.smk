@@ -82,6 +82,6 @@ rule track_cell:
         runtime=10,
     params:
         cell=embed_params,
-        bootstrap=config.get("aggregate", {}),
+        bootstrap=canonical(config.get("aggregate", {})),
     script:
         "../scripts/track_cell.py"

@@ -9,8 +9,8 @@ chosen = snakemake.input.get("demos_file", [])  # noqa: F821 - injected by Snake
 with log_to(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
     embed_cell(
         snakemake.params.cell,  # noqa: F821
-        data_dir=snakemake.params.data_dir,  # noqa: F821
-        models_dir=snakemake.params.models_dir,  # noqa: F821
+        data_dir=snakemake.config["data_dir"],  # noqa: F821
+        models_dir=snakemake.config["models_dir"],  # noqa: F821
         out_npz=snakemake.output.embeddings,  # noqa: F821
         out_meta=snakemake.output.meta,  # noqa: F821
         threads=snakemake.threads,  # noqa: F821
