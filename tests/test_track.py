@@ -7,6 +7,7 @@ process id (its process group: uvicorn workers included) when the module's tests
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -370,6 +371,100 @@ def test_a_lost_sweep_run_is_reported_with_the_fix(tmp_path, monkeypatch):
             embed_meta=files["embed_meta"],
             out_json=tmp_path / "x.json",
         )
+
+
+# One tracking job per process, as Snakemake runs them: each waits until all have imported
+# MLflow, then they log at the same moment.
+WORKER = """
+import json, sys, time
+from pathlib import Path
+from sentscale import track
+args = json.loads(sys.argv[1])
+go = Path(args.pop("go"))
+Path(args.pop("ready")).touch()
+while not go.exists():
+    time.sleep(0.02)
+print(track.track_cell(**args)["run_id"])
+"""
+
+
+def log_cells_at_once(root: Path, uri: str | None, n: int = 8) -> tuple[dict, list[str]]:
+    """The sweep once, then ``n`` cells logged by ``n`` processes at once; returns the sweep
+    and the run ids the processes report."""
+    results = root / "results"
+    sweep = track.start_sweep(
+        study="ci",
+        settings={"tasks": list(TASKS)},
+        uri=uri,
+        out_json=results / "tracking" / "parent.json",
+        results_dir=results,
+    )
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env.pop("MLFLOW_TRACKING_URI", None)
+    go, procs = root / "go", []
+    for i in range(n):
+        cell = ("smollm2-135m", "eol", f"demo{i}")
+        files = write_cell(root, cell, i)
+        args = {
+            "go": str(go),
+            "ready": str(root / f"ready-{i}"),
+            "sweep_json": str(results / "tracking" / "parent.json"),
+            "cell": dict(zip(("model", "prompt", "demo"), cell, strict=True)),
+            "settings": {"model": cell[0], "prompt": cell[1], "demo": cell[2]},
+            "score_files": [str(f) for f in files["score_files"]],
+            "embed_meta": str(files["embed_meta"]),
+            "embed_benchmark": str(files["embed_benchmark"]),
+            "evaluate_benchmarks": [str(f) for f in files["evaluate_benchmarks"]],
+            "out_json": str(results / "tracking" / f"{'/'.join(cell)}.json"),
+        }
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-c", WORKER, json.dumps(args)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=env,
+            )
+        )
+    deadline = time.monotonic() + 300
+    while not all((root / f"ready-{i}").exists() for i in range(n)):
+        assert time.monotonic() < deadline and all(p.poll() is None for p in procs)
+        time.sleep(0.1)
+    go.touch()
+    outputs = [p.communicate(timeout=300) for p in procs]
+    for proc, (_, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, err[-3000:]
+    return sweep, [out.strip().splitlines()[-1] for out, _ in outputs]  # MLflow prints too
+
+
+def check_concurrent(sweep: dict, run_ids: list[str], n: int = 8) -> None:
+    client, runs = all_runs(sweep["tracking_uri"], sweep["experiment_id"])
+    children = [r for r in runs if r.data.tags.get(track.ROLE_TAG) == "cell"]
+    assert len(runs) == 1 + n and len(children) == n  # no crash lost a run, none doubled
+    assert sorted(r.info.run_id for r in children) == sorted(run_ids)
+    assert len({r.data.tags[track.KEY_TAG] for r in children}) == n
+    assert {r.info.run_name for r in children} == {
+        f"smollm2-135m · eol · demo{i}" for i in range(n)
+    }
+    for run in children:
+        assert run.info.status == "FINISHED"
+        assert run.data.tags["mlflow.parentRunId"] == sweep["run_id"]
+        assert "STSBenchmark.spearman" in run.data.metrics and run.data.params["model"]
+        assert client.list_artifacts(run.info.run_id, "scores")
+
+
+def test_eight_cells_log_at_once_to_the_server(mlflow_server, tmp_path):
+    sweep, run_ids = log_cells_at_once(tmp_path, mlflow_server["url"])
+    check_concurrent(sweep, run_ids)
+
+
+def test_eight_cells_log_at_once_to_sqlite_after_init(tmp_path, monkeypatch):
+    """The sweep rule creates the database; then 8 jobs write it at once (sqlite locks:
+    retried, never a crash)."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    sweep, run_ids = log_cells_at_once(tmp_path, None)
+    assert sweep["tracking_uri"].startswith("sqlite:////")
+    check_concurrent(sweep, run_ids)
 
 
 def test_uri_resolution(monkeypatch, tmp_path):

@@ -123,11 +123,19 @@ def test_changing_a_template_reruns_only_its_cells(local_test_study, test_study_
 
 def test_paper_grid_dry_run_has_the_expected_jobs(tmp_path, data_dir):
     paper = yaml.safe_load((REPO_ROOT / "config" / "paper.yaml").read_text())
-    counts = dry_run(tmp_path, REPO_ROOT / "config" / "paper.yaml", {"data_dir": str(data_dir)})
+    # the NLI triplets the paper fine-tunes on are a download; the SNLI stand-in fills in
+    triplets = data_dir.parent / "nli" / "snli_devtest_triplets.csv"
+    counts = dry_run(
+        tmp_path,
+        REPO_ROOT / "config" / "paper.yaml",
+        {"data_dir": str(data_dir), "finetune": f"{{data: {triplets}}}"},
+    )
     n_models = len(paper["models"])
-    n_cells = n_models * len(paper["demos"])
-    assert n_models == 12 and n_cells == 24
+    n_tuned = len(paper["finetune"]["models"])  # OPT 1.3B-13B, LLaMA 7B-30B: one cse cell each
+    n_cells = n_models * len(paper["demos"]) + n_tuned
+    assert n_models == 12 and n_tuned == 7 and n_cells == 31
     assert counts["provision_model"] == n_models
+    assert counts["finetune"] == n_tuned
     assert counts["embed"] == n_cells
     assert counts["evaluate_sts"] == n_cells * 7
     assert counts["evaluate_transfer"] == n_cells * 7

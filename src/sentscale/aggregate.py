@@ -439,10 +439,13 @@ def paper_results(path: str | Path | None = None) -> pd.DataFrame:
 
 def paper_setting(demo: str, demo_kinds: Mapping[str, str]) -> str | None:
     """The paper's setting a PromptEOL cell reproduces, or None. ``demo_kinds``: demo name ->
-    kind (none / fixed / per_model / select): zero-shot is PromptEOL, any demo PromptEOL+ICL."""
+    kind (none / fixed / per_model / select / cse): zero-shot is PromptEOL, any demo
+    PromptEOL+ICL, a fine-tuned cell (kind ``cse``, sentscale.finetune) PromptEOL+CSE."""
     kind = demo_kinds.get(demo)
     if kind is None:
         return None
+    if kind == "cse":
+        return "PromptEOL+CSE"
     return "PromptEOL" if kind == "none" else "PromptEOL+ICL"
 
 

@@ -47,6 +47,7 @@ def embed_cell(
     threads: int | None = None,
     demos: Sequence[prompts.Demo] | None = None,
     demos_file: str | Path | None = None,
+    adapter: str | Path | None = None,
 ) -> dict[str, Any]:
     """Embed every sentence of ``cell["tasks"]`` with the cell's model, prompt and demos.
 
@@ -54,7 +55,8 @@ def embed_cell(
     a baseline encoder), demos, tasks, embed options, the evaluate options that decide which
     items are scored (``max_items``, ``seed``), registry overrides. ``demos`` overrides
     ``cell["demos"]`` (demonstrations chosen upstream on STS-B dev); ``demos_file``, a
-    selection job's ``selected.json`` (:mod:`sentscale.demos`), overrides both.
+    selection job's ``selected.json`` (:mod:`sentscale.demos`), overrides both. ``adapter``:
+    the LoRA adapter directory of a fine-tuned (``cse``) cell (:mod:`sentscale.finetune`).
     """
     from . import embed  # torch import is slow; keep it out of scoring jobs
 
@@ -89,6 +91,7 @@ def embed_cell(
         device=options.get("device", "auto"),
         quantization=options.get("quantization"),
         preprocess=options.get("preprocess", True),
+        adapter=adapter,
     )
     load_s = time.perf_counter() - t_load
     t_encode = time.perf_counter()
@@ -105,6 +108,7 @@ def embed_cell(
         "embed": options,
         "tasks": list(cell["tasks"]),
         "demos_file": None if demos_file is None else str(demos_file),
+        **({} if adapter is None else {"adapter": _adapter_meta(adapter)}),
         "data_fingerprints": {t: data.task_fingerprint(t, data_dir) for t in cell["tasks"]},
         "n_sentences": len(sentences),
         "dim": int(embeddings.shape[1]),
@@ -119,6 +123,15 @@ def embed_cell(
     }
     io.write_json(out_meta, meta)
     return meta
+
+
+def _adapter_meta(adapter: str | Path) -> dict[str, Any]:
+    """What the embeddings of a fine-tuned cell were computed with: the adapter's training."""
+    from .finetune import read_adapter_record
+
+    record = read_adapter_record(adapter)
+    keep = ("model", "recipe", "step", "dev_spearman", "triplets_sha256")
+    return {"path": str(adapter), **{k: record[k] for k in keep if k in record}}
 
 
 class LookupEncoder:

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from sentscale.errors import ConfigError
+from sentscale.errors import ConfigError, EmbeddingError
 from sentscale.prompts import Demo, PromptVariant, as_demos, build_prompt, get_variant
 from sentscale.prompts import prompt_metadata as _prompt_metadata
 
@@ -45,6 +45,15 @@ class Encoder(Protocol):
     metadata: dict[str, Any]
 
     def encode(self, sentences: list[str]) -> np.ndarray: ...
+
+
+def check_batch_size(batch_size: Any, max_tokens: Any = None) -> None:
+    """ConfigError unless ``batch_size`` (and ``max_tokens``, if given) is an integer >= 1."""
+    for key, value in (("batch_size", batch_size), ("max_tokens", max_tokens)):
+        if value is None and key == "max_tokens":
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"embed.{key} must be an integer >= 1, got {value!r}")
 
 
 def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
@@ -87,8 +96,7 @@ class Embedder:
         progress: bool = True,
         share_prefix: bool = True,
     ) -> None:
-        if batch_size < 1 or (max_tokens is not None and max_tokens < 1):
-            raise ConfigError(f"batch_size and max_tokens must be >= 1: {batch_size}, {max_tokens}")
+        check_batch_size(batch_size, max_tokens)
         self.variant = get_variant(variant) if isinstance(variant, str) else variant
         self.demos = as_demos(demos)
         self.preprocess = preprocess
@@ -163,9 +171,11 @@ class Embedder:
                 finite = torch.isfinite(emb).all(dim=1)
                 if not bool(finite.all()):
                     bad = unique[rows[int((~finite).nonzero()[0])]]
-                    raise ValueError(
-                        f"{self.name}: non-finite embedding in batch {batch_index} "
-                        f"(dtype {self.dtype}); first offending sentence: {sentence_of[bad]!r}"
+                    raise EmbeddingError(
+                        f"model {self.name!r}: non-finite (NaN/inf) embedding in batch "
+                        f"{batch_index} of {len(batches)} (dtype "
+                        f"{str(self.dtype).removeprefix('torch.')}; expected finite values); "
+                        f"first offending sentence: {sentence_of[bad]!r}"
                     )
                 out[rows] = emb.float().cpu().numpy()
                 self.forward_rows += len(rows)
@@ -283,6 +293,7 @@ class SentenceTransformerEncoder:
     """A sentence-transformers model used as-is (a baseline row: no prompt, no preprocessing)."""
 
     def __init__(self, model: Any, name: str, *, batch_size: int = 16, progress: bool = True):
+        check_batch_size(batch_size)
         self.model = model
         self.name = name
         self.batch_size = batch_size
@@ -298,7 +309,20 @@ class SentenceTransformerEncoder:
             convert_to_numpy=True,
             show_progress_bar=self.progress,
         )
-        return np.asarray(emb, dtype=np.float32)
+        emb = np.asarray(emb, dtype=np.float32)
+        finite = np.isfinite(emb).all(axis=1)
+        if not finite.all():
+            row = int(np.flatnonzero(~finite)[0])
+            # the batch in sentence-transformers' order (it batches the longest inputs first)
+            rank = int(
+                np.flatnonzero(np.argsort([-len(s) for s in sentences], kind="stable") == row)[0]
+            )
+            raise EmbeddingError(
+                f"model {self.name!r}: non-finite (NaN/inf) embedding in batch "
+                f"{rank // self.batch_size} of {-(-len(sentences) // self.batch_size)} "
+                f"(expected finite values); first offending sentence: {sentences[row]!r}"
+            )
+        return emb
 
 
 def load_encoder(
@@ -315,18 +339,25 @@ def load_encoder(
     quantization: str | None = None,
     progress: bool = True,
     share_prefix: bool = True,
+    adapter: str | Path | None = None,
 ) -> Encoder:
     """An encoder for a registry model: an :class:`Embedder` for a causal LM (``prompt=None``
     means ``"eol"``), a :class:`SentenceTransformerEncoder` for a sentence-transformers
-    baseline (prompt, demos, preprocessing and dtype do not apply)."""
+    baseline (prompt, demos, preprocessing and dtype do not apply). ``adapter``: a LoRA
+    adapter directory (:mod:`sentscale.finetune`) applied to the causal LM, same pooling."""
     from sentscale import models  # imported late: loading pulls in the heavy model stack
 
+    check_batch_size(batch_size, max_tokens)  # before the (slow) model load
     if models.get_spec(name).kind == "sentence-transformers":
         st = models.load_sentence_transformer(name, models_dir, device)
         return SentenceTransformerEncoder(st, name, batch_size=batch_size, progress=progress)
     model, tokenizer = models.load_causal_lm(
         name, models_dir=models_dir, dtype=dtype, device=device, quantization=quantization
     )
+    if adapter is not None:
+        from sentscale.finetune import apply_adapter
+
+        model = apply_adapter(model, adapter)
     return Embedder(
         model,
         tokenizer,

@@ -15,3 +15,7 @@ class ConfigError(SentscaleError):
 
 class ModelError(SentscaleError):
     """A model is unknown, missing, corrupt, or needs hardware that is not available."""
+
+
+class EmbeddingError(ModelError, ValueError):
+    """A model produced unusable embeddings (NaN/inf): names the model, batch and sentence."""

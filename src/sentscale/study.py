@@ -14,12 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import data, models, prompts
+from . import data, finetune, models, prompts
 from .errors import ConfigError, DataError, ModelError, SentscaleError
 
 #: Prompt and demonstration names used for sentence-transformers baselines (no prompt at all).
 NATIVE_PROMPT = "native"
 NO_DEMO = "none"
+#: The demonstration slot of fine-tuned cells, ``(<model>, <finetune.prompt>, cse)``: the model
+#: with the contrastive LoRA adapter trained by the ``finetune`` rule (sentscale.finetune).
+CSE_DEMO = finetune.CSE_DEMO
 
 
 @dataclass(frozen=True, order=True)
@@ -64,6 +67,10 @@ class Study:
     embed: Mapping[str, Any]
     evaluate: Mapping[str, Any]
     registry: Mapping[str, Any]
+    #: model -> resolved fine-tuning recipe (``finetune.models``); empty: no fine-tuning
+    finetune: Mapping[str, Any] = field(default_factory=dict)
+    finetune_prompt: str = "eol"
+    finetune_data: Path | None = None
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], *, check_data: bool = True) -> Study:
@@ -105,6 +112,42 @@ class Study:
             except ConfigError as err:
                 problems.append(str(err))
 
+        finetune_block = dict(config.get("finetune") or {})
+        tuned: dict[str, Any] = {}
+        for name in finetune_block.get("models") or {}:
+            if name not in model_names:
+                problems.append(
+                    f"finetune.models: {name!r} is not one of the study's models "
+                    f"{list(model_names)} (its untuned cells are the comparison)"
+                )
+                continue
+            try:
+                tuned[name] = canonical(finetune.resolve_recipe(finetune_block, name))
+            except ConfigError as err:
+                problems.append(str(err))
+        finetune_prompt = finetune_block.get("prompt", "eol")
+        finetune_data = finetune_block.get("data")
+        if CSE_DEMO in config["demos"]:
+            problems.append(f"demos: the name {CSE_DEMO!r} is reserved for fine-tuned cells")
+        if finetune_block.get("models"):
+            if finetune_prompt not in variants:
+                problems.append(
+                    f"finetune.prompt: {finetune_prompt!r} is not one of the study's prompts "
+                    f"{list(config['prompts'])}"
+                )
+            elif not variants[finetune_prompt].takes_demos:
+                problems.append(
+                    f"finetune.prompt: {finetune_prompt!r} has no template; expected a "
+                    "PromptEOL-style prompt such as 'eol'"
+                )
+            if not finetune_data:
+                problems.append(
+                    "finetune.data: missing; expected the NLI triplet CSV (sent0,sent1,hard_neg)"
+                    ", e.g. SimCSE's nli_for_simcse.csv"
+                )
+            elif check_data and not Path(finetune_data).is_file():
+                problems.append(f"finetune.data: {finetune_data} is not a file")
+
         tasks = tuple(config["tasks"])
         unknown = [t for t in tasks if t not in data.ALL_TASKS]
         if unknown:
@@ -114,7 +157,7 @@ class Study:
         data_dir = Path(config["data_dir"])
         if check_data and not unknown:
             try:
-                data.check_data_dir(data_dir, _tasks_read(tasks, demos))
+                data.check_data_dir(data_dir, _tasks_read(tasks, demos, bool(tuned)))
             except DataError as err:
                 problems.append(f"data_dir: {err}")
 
@@ -132,6 +175,9 @@ class Study:
             embed=canonical(config.get("embed") or {}),
             evaluate=canonical(config.get("evaluate") or {}),
             registry=canonical(registry),
+            finetune=tuned,
+            finetune_prompt=finetune_prompt,
+            finetune_data=Path(finetune_data) if tuned else None,
         )
 
     def cells(self) -> Iterator[Cell]:
@@ -145,8 +191,15 @@ class Study:
                     continue
                 for demo in self.demos:
                     yield Cell(model, prompt, demo)
+        yield from self.tuned_cells()
         for baseline in self.baselines:
             yield Cell(baseline, NATIVE_PROMPT, NO_DEMO)
+
+    def tuned_cells(self) -> Iterator[Cell]:
+        """The fine-tuned cells: one per ``finetune.models`` entry, zero-shot, demo ``cse``."""
+        for model in self.models:
+            if model in self.finetune:
+                yield Cell(model, self.finetune_prompt, CSE_DEMO)
 
     def selection_cells(self) -> Iterator[Cell]:
         """Cells whose demonstration is chosen on STS-B dev."""
@@ -207,8 +260,12 @@ def _demo_choice(name: str, spec: Mapping[str, Any], model_names: tuple[str, ...
     )
 
 
-def _tasks_read(tasks: tuple[str, ...], demos: Mapping[str, DemoChoice]) -> tuple[str, ...]:
-    """Tasks whose files the study reads: selection reads STS-B dev (and train for candidates)."""
-    if any(d.kind == "select" for d in demos.values()) and "STSBenchmark-dev" not in tasks:
+def _tasks_read(
+    tasks: tuple[str, ...], demos: Mapping[str, DemoChoice], tuned: bool = False
+) -> tuple[str, ...]:
+    """Tasks whose files the study reads: selection (and fine-tuning checkpoints) read STS-B
+    dev (and selection train, for candidates)."""
+    reads_dev = tuned or any(d.kind == "select" for d in demos.values())
+    if reads_dev and "STSBenchmark-dev" not in tasks:
         return tasks + ("STSBenchmark-dev",)
     return tasks

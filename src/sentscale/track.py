@@ -27,12 +27,14 @@ import logging
 import math
 import os
 import random
+import socket
 import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from . import __version__, aggregate, data, io
 from .errors import SentscaleError
@@ -64,7 +66,53 @@ def default_uri(results_dir: str | Path = "results") -> str:
 
 def resolve_uri(uri: str | None = None, results_dir: str | Path = "results") -> str:
     """Config ``tracking.uri`` > ``MLFLOW_TRACKING_URI`` > the sqlite default."""
-    return uri or os.environ.get("MLFLOW_TRACKING_URI") or default_uri(results_dir)
+    resolved = uri or os.environ.get("MLFLOW_TRACKING_URI") or default_uri(results_dir)
+    check_uri(resolved)
+    return resolved
+
+
+def check_uri(uri: str | None) -> None:
+    """TrackingError if ``uri`` carries credentials (``user:password@host``).
+
+    A URI travels into Snakemake params, ``parent.json`` and logs; credentials belong in the
+    environment variables MLflow reads itself (``MLFLOW_TRACKING_USERNAME`` /
+    ``MLFLOW_TRACKING_PASSWORD`` or ``MLFLOW_TRACKING_TOKEN``), which sentscale never records.
+    """
+    if not uri or "://" not in uri:
+        return
+    parts = urlsplit(uri)
+    if parts.username is not None or parts.password is not None:
+        shown = parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[-1]).geturl()
+        raise TrackingError(
+            f"tracking URI {shown} carries credentials; expected a URI without "
+            "'user:password@' - set MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD (or "
+            "MLFLOW_TRACKING_TOKEN) instead, so they stay out of params, logs and result files"
+        )
+
+
+def check_reachable(uri: str, timeout: float = 10.0) -> None:
+    """TrackingError at once when an HTTP(S) tracking server does not accept connections
+    (MLflow's own client would retry for minutes before failing)."""
+    from urllib.request import getproxies, proxy_bypass
+
+    parts = urlsplit(uri)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return
+    if parts.scheme in getproxies() and not proxy_bypass(parts.hostname):
+        return  # reached through a proxy: a direct connection proves nothing
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname, port), timeout=timeout):
+            pass
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        raise TrackingError(
+            f"MLflow tracking server {uri} is unreachable ({reason}); expected a running "
+            "`mlflow server` at that address (tracking.uri or MLFLOW_TRACKING_URI). The score "
+            "files do not depend on tracking: start the server, then rerun only the tracking "
+            "step with `snakemake --allowed-rules mlflow_parent track_cell` (same --configfile "
+            "and --config as the study)"
+        ) from None
 
 
 def is_local_store(uri: str) -> bool:
@@ -252,6 +300,7 @@ def start_sweep(
     grid itself (models, prompts, demos) can grow without starting a new sweep.
     """
     uri = resolve_uri(uri, results_dir)
+    check_reachable(uri)
     name = experiment or study
     artifact_root = None
     if uri.startswith("sqlite:"):
@@ -428,6 +477,7 @@ def track_cell(
     evaluate_benchmarks: Sequence[str | Path] = (),
     demos: Sequence[str | Path] = (),
     boot: aggregate.Bootstrap | None = None,
+    training_log: str | Path | None = None,
 ) -> dict[str, Any]:
     """Log one cell as a child of the sweep run (resuming its run on reruns); write
     ``out_json`` (run id, key, params and metrics logged, all from the files).
@@ -435,9 +485,12 @@ def track_cell(
     Artifacts: ``scores/<task>.json``, ``embed/meta.json``, ``benchmarks/embed.tsv`` and
     ``benchmarks/evaluate/<task>.tsv``, ``demos/chosen.tsv`` (the demonstrations the cell used)
     and, for a cell whose demo was selected on STS-B dev, the files in ``demos``
-    (``ranking.tsv``, ``selected.json``) under ``demos/``."""
+    (``ranking.tsv``, ``selected.json``) under ``demos/``. A fine-tuned cell's
+    ``training_log`` (``train.json``, :mod:`sentscale.finetune`) adds its summary metrics
+    (``finetune.*``), its curves (:func:`log_training_curves`) and ``finetune/train.json``."""
     sweep = io.read_json(sweep_json)
     uri = sweep["tracking_uri"]
+    check_reachable(uri)
     client = client_for(uri)
     try:
         _retry(lambda: client.get_run(sweep["run_id"]), "get sweep run")
@@ -464,7 +517,12 @@ def track_cell(
         evaluate_benchmarks=evaluate_benchmarks,
         boot=boot,
     )
+    training = io.read_json(training_log) if training_log else None
+    if training is not None:
+        metrics.update(training_metrics(training))
     written = sync_run(client, run, params=params, tags={**tags, **params}, metrics=metrics)
+    if training is not None:
+        log_training_curves(client, run.info.run_id, training)
 
     with tempfile.TemporaryDirectory(prefix="sentscale-track-") as tmp:
         stage = Path(tmp)
@@ -482,6 +540,9 @@ def track_cell(
         _chosen_demos_tsv(meta, stage / "demos" / "chosen.tsv")
         for path in demos:
             (stage / "demos" / Path(path).name).write_bytes(Path(path).read_bytes())
+        if training_log:
+            (stage / "finetune").mkdir(exist_ok=True)
+            (stage / "finetune" / "train.json").write_bytes(Path(training_log).read_bytes())
         for empty in [p for p in stage.rglob("*") if p.is_dir() and not any(p.iterdir())]:
             with contextlib.suppress(OSError):
                 empty.rmdir()
@@ -509,3 +570,55 @@ def track_cell(
     }
     io.write_json(out_json, record)
     return record
+
+
+# ------------------------------------------------------------------------------ fine-tuning
+
+
+def training_metrics(training: Mapping[str, Any]) -> dict[str, float]:
+    """Summary metrics of a fine-tuning log (``train.json``): dev before/best, loss first/last."""
+    losses = training.get("loss") or []
+    values = {
+        "finetune.dev_before": training.get("dev_before"),
+        "finetune.best_dev_spearman": training.get("best_dev_spearman"),
+        "finetune.best_step": training.get("best_step"),
+        "finetune.steps": training.get("steps"),
+        "finetune.loss_first": losses[0]["loss"] if losses else None,
+        "finetune.loss_last": losses[-1]["loss"] if losses else None,
+        "finetune.train_s": training.get("train_s"),
+    }
+    return {k: float(v) for k, v in values.items() if v is not None}
+
+
+def log_training_curves(client, run_id: str, training: Mapping[str, Any]) -> dict[str, int]:
+    """Step-indexed curves of a fine-tuning log: ``train.loss`` and ``train.lr`` per optimiser
+    step, ``train.dev_spearman`` per checkpoint (step 0: the untuned model). Idempotent: a
+    (step, value) point already in the run's history is not logged again."""
+    from mlflow.entities import Metric
+
+    curves: dict[str, list[tuple[int, float]]] = {
+        "train.loss": [(int(r["step"]), float(r["loss"])) for r in training.get("loss") or []],
+        "train.lr": [(int(r["step"]), float(r["lr"])) for r in training.get("loss") or []],
+        "train.dev_spearman": [(0, float(training["dev_before"]))]
+        if training.get("dev_before") is not None
+        else [],
+    }
+    curves["train.dev_spearman"] += [
+        (int(r["step"]), float(r["dev_spearman"])) for r in training.get("dev") or []
+    ]
+    now = int(time.time() * 1000)
+    written: dict[str, int] = {}
+    for key, points in curves.items():
+        history = _retry(lambda k=key: client.get_metric_history(run_id, k), "metric history")
+        seen = {(m.step, m.value) for m in history}
+        new = [
+            Metric(key, value, now, step)
+            for step, value in points
+            if math.isfinite(value)
+            and not any(s == step and math.isclose(v, value, abs_tol=1e-12) for s, v in seen)
+        ]
+        for start in range(0, len(new), 1000):
+            batch = new[start : start + 1000]
+            _retry(lambda b=batch: client.log_batch(run_id, metrics=b), "log curves")
+        written[key] = len(new)
+    return written

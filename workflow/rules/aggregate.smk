@@ -89,7 +89,10 @@ rule aggregate:
             for name, variant in STUDY.prompts.items()
             if variant.template in EOL_TEMPLATES and variant.pooling == "last"
         ],
-        demo_kinds={name: choice.kind for name, choice in STUDY.demos.items()},
+        demo_kinds={
+            **{name: choice.kind for name, choice in STUDY.demos.items()},
+            **({CSE_DEMO: "cse"} if TUNED_CELLS else {}),  # PromptEOL+CSE in the gap table
+        },
     script:
         "../scripts/aggregate.py"
 

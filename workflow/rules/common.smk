@@ -9,7 +9,7 @@ from snakemake.utils import validate
 from sentscale import data as sentscale_data
 from sentscale.errors import SentscaleError
 from sentscale.planning import job_resources
-from sentscale.study import Study, canonical
+from sentscale.study import CSE_DEMO, Study, canonical
 
 
 validate(config, workflow.source_path("../schemas/config.schema.yaml"))
@@ -28,6 +28,8 @@ MODELS_DIR = str(STUDY.models_dir)
 CELLS = list(STUDY.cells())
 STS_TASKS = [t for t in STUDY.tasks if t in sentscale_data.STS_TASKS + sentscale_data.EXTRA_TASKS]
 TRANSFER_TASKS = [t for t in STUDY.tasks if t in sentscale_data.TRANSFER_TASKS]
+# Fine-tuned cells (model, finetune.prompt, cse): the model plus its LoRA adapter.
+TUNED_CELLS = list(STUDY.tuned_cells())
 
 
 wildcard_constraints:
@@ -66,7 +68,16 @@ def embed_params(wildcards):
         # which items get scored decides which sentences are embedded
         "evaluate": {k: STUDY.evaluate.get(k) for k in ("max_items", "seed")},
         "registry": dict(STUDY.registry),
+        # fine-tuned cells only (other cells' params stay as they were): the adapter's recipe
+        **({"finetune": dict(STUDY.finetune[cell.model])} if cell in TUNED_CELLS else {}),
     }
+
+
+def finetune_adapter(wildcards):
+    """A fine-tuned cell's LoRA adapter (rules/finetune.smk); [] for every other cell."""
+    if cell_of(wildcards) not in TUNED_CELLS:
+        return []
+    return [f"results/finetune/{wildcards.model}/adapter"]
 
 
 def selected_demo_file(wildcards):
@@ -77,13 +88,20 @@ def selected_demo_file(wildcards):
     return [f"results/demos/{w.model}/{w.prompt}/{w.demo}/selected.json"]
 
 
-def embed_resources():
-    """Per-model resources for the embed rule; `gpu` only appears when a GPU is configured."""
+def model_resources(name_of, scale=lambda wildcards: 1):
+    """Resources of a job that loads the model `name_of(wildcards)` (sentscale.planning):
+    mem_mb and runtime (x `scale`), plus `gpu` only when a GPU is configured."""
 
-    def resource(key, default=None):
-        return lambda wildcards, attempt: job_resources(
-            wildcards.model, STUDY.embed, config.get("resources", {}), attempt=attempt
-        ).get(key, default)
+    def resource(key):
+        def get(wildcards, attempt):
+            res = job_resources(
+                name_of(wildcards), STUDY.embed, config.get("resources", {}), attempt=attempt
+            )
+            if key == "runtime":
+                return int(res["runtime"] * scale(wildcards))
+            return res.get(key)
+
+        return get
 
     keys = ["mem_mb", "runtime"]
     if config.get("resources", {}).get("gpu_mem_gb"):

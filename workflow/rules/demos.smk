@@ -37,7 +37,7 @@ rule label_candidates:
         "results/benchmarks/demos/label/{demo}/{labeller}.tsv"
     threads: STUDY.embed.get("threads", 2)
     resources:
-        **_model_resources(lambda wildcards: wildcards.labeller),
+        **model_resources(lambda wildcards: wildcards.labeller),
     conda:
         "../envs/sentscale.yaml"
     script:
@@ -64,7 +64,7 @@ rule select_demo:
         "results/benchmarks/demos/select/{model}/{prompt}/{demo}.tsv"
     threads: STUDY.embed.get("threads", 2)
     resources:
-        **_model_resources(lambda wildcards: wildcards.model, select_scale),
+        **model_resources(lambda wildcards: wildcards.model, select_scale),
     conda:
         "../envs/sentscale.yaml"
     script:

@@ -49,28 +49,6 @@ def select_params(wildcards):
     }
 
 
-def _model_resources(name_of, scale=lambda wildcards: 1):
-    """Like embed_resources() for the model `name_of(wildcards)`; runtime x `scale`."""
-
-    def resource(key):
-        def get(wildcards, attempt):
-            res = job_resources(
-                name_of(wildcards), STUDY.embed, config.get("resources", {}), attempt=attempt
-            )
-            if key == "runtime":
-                return int(res["runtime"] * scale(wildcards))
-            return res.get(key)
-
-        return get
-
-    keys = ["mem_mb", "runtime"]
-    if config.get("resources", {}).get("gpu_mem_gb"):
-        keys += ["gpu", "cpus_per_gpu"]
-        if config["resources"].get("gpu_model"):
-            keys.append("gpu_model")
-    return {key: resource(key) for key in keys}
-
-
 def select_scale(wildcards):
     """Selection runtime in embed-job runtimes: one pass over the dev sentences per
     candidate plus the no-demonstration baseline, against the ~200k sentences of an embed

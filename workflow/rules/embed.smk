@@ -2,6 +2,7 @@ rule embed:
     input:
         model=provisioned,
         demos_file=selected_demo_file,  # [] unless the cell's demo is chosen on STS-B dev
+        adapter=finetune_adapter,  # [] unless the cell is fine-tuned (demo `cse`)
     output:
         embeddings="results/embeddings/{model}/{prompt}/{demo}.npz",
         meta="results/embeddings/{model}/{prompt}/{demo}.json",
@@ -13,7 +14,7 @@ rule embed:
         "results/benchmarks/embed/{model}/{prompt}/{demo}.tsv"
     threads: STUDY.embed.get("threads", 2)
     resources:
-        **embed_resources(),
+        **model_resources(lambda wildcards: wildcards.model),
     conda:
         "../envs/sentscale.yaml"
     script:

@@ -8,6 +8,10 @@ from sentscale import track as sentscale_track
 
 TRACKING = dict(config.get("tracking") or {})
 TRACKING_URI = TRACKING.get("uri") or os.environ.get("MLFLOW_TRACKING_URI")
+try:  # credentials never go into params or logs: MLflow reads them from its env variables
+    sentscale_track.check_uri(TRACKING_URI)
+except SentscaleError as err:
+    raise WorkflowError(str(err)) from None
 # sqlite / file stores are written from this machine only (no concurrent cluster writers on
 # a network file system); with a server URI the jobs log over HTTP from wherever they run.
 TRACKING_LOCAL = TRACKING_URI is None or sentscale_track.is_local_store(TRACKING_URI)
@@ -68,6 +72,12 @@ rule track_cell:
             for path in [f"{wildcards.model}/{wildcards.prompt}/{wildcards.demo}"]
             if path in SELECT_CELL_PATHS
             for name in ("ranking.tsv", "selected.json")
+        ],
+        # a fine-tuned cell's training log: loss and STS-B dev curves (rules/finetune.smk)
+        training=lambda wildcards: [
+            f"results/finetune/{wildcards.model}/train.json"
+            for cell in [cell_of(wildcards)]
+            if cell in TUNED_CELLS
         ],
     output:
         "results/tracking/{model}/{prompt}/{demo}.json",
