@@ -183,7 +183,7 @@ def _mark_best(ax, table: pd.DataFrame, column: str, positions) -> str:
     if f"{column} lo" in lms.columns and pd.notna(best.get(f"{column} lo")):
         ci = f" [{best[f'{column} lo']:.2f}, {best[f'{column} hi']:.2f}]"
     return (
-        f"our peak (red ring): {best['model']} ({format_params(best['params'])}), "
+        f"our peak (red ring): {best['model']} ({format_params(best['params'])}),\n"
         f"{best['prompt']} / {best['demo']}: {best[column]:.2f}{ci}"
     )
 
