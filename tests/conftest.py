@@ -107,3 +107,16 @@ def job_stats(log: str) -> dict[str, int]:
         counts[match.group(1)] = int(match.group(2))
     counts.pop("total", None)
     return counts
+
+
+def write_stsb_folder(root: Path, rows_by_split: dict) -> Path:
+    """A tiny STS-B in SentEval's layout under ``root`` ({split: [(gold, s1, s2), ...]})."""
+    folder = root / "downstream" / "STS" / "STSBenchmark"
+    folder.mkdir(parents=True)
+    for split, rows in rows_by_split.items():
+        lines = [
+            f"genre\tfile\t2012\t{i:04d}\t{gold}\t{s1}\t{s2}\n"
+            for i, (gold, s1, s2) in enumerate(rows)
+        ]
+        (folder / f"sts-{split}.csv").write_text("".join(lines), encoding="utf-8")
+    return root

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import write_stsb_folder
 from sklearn.feature_extraction.text import HashingVectorizer
 
 from sentscale import evaluation
@@ -59,15 +60,7 @@ STSB_TEST_SPEARMAN = np.corrcoef([3.5, 2, 1, 3.5], [4, 2, 1, 3])[0, 1]
 
 @pytest.fixture
 def tiny_data(tmp_path):
-    folder = tmp_path / "downstream" / "STS" / "STSBenchmark"
-    folder.mkdir(parents=True)
-    for split, rows in STSB_ROWS.items():
-        lines = [
-            f"genre\tfile\t2012\t{i:04d}\t{score}\t{s1}\t{s2}\n"
-            for i, (score, s1, s2) in enumerate(rows)
-        ]
-        (folder / f"sts-{split}.csv").write_text("".join(lines), encoding="utf-8")
-    return tmp_path
+    return write_stsb_folder(tmp_path, STSB_ROWS)
 
 
 def test_stsb_encodes_test_sentences_once_in_one_call(tiny_data):

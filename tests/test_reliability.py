@@ -27,6 +27,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from conftest import write_stsb_folder
 
 from sentscale import cells, demos, io, models, prompts, track
 from sentscale.embed import SentenceTransformerEncoder
@@ -56,15 +57,7 @@ EOL = prompts.get_variant("eol")
 
 
 def write_stsb(root: Path) -> Path:
-    folder = root / STSB
-    folder.mkdir(parents=True)
-    for split, rows in STSB_ROWS.items():
-        lines = [
-            f"genre\tfile\t2012\t{i:04d}\t{gold}\t{s1}\t{s2}\n"
-            for i, (gold, s1, s2) in enumerate(rows)
-        ]
-        (folder / f"sts-{split}.csv").write_text("".join(lines), encoding="utf-8")
-    return root
+    return write_stsb_folder(root, STSB_ROWS)
 
 
 def save_tiny_lm(path: Path, poison: str | None = None, value: float = float("nan")) -> Path:
