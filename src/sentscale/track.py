@@ -185,11 +185,29 @@ def get_or_create_run(client, experiment_id: str, key: str, name: str, tags: Map
     run = find_run(client, experiment_id, key)
     if run is not None:
         return run, False
-    run = _retry(
+    created = _retry(
         lambda: client.create_run(experiment_id, run_name=name, tags={**tags, KEY_TAG: key}),
         "create run",
     )
-    return run, True
+    # A create request the HTTP client retried (server slow or busy) can leave two runs with
+    # one key: keep the oldest, as every concurrent caller will, and delete the others.
+    runs = _retry(
+        lambda: client.search_runs(
+            [experiment_id],
+            filter_string=f"tags.`{KEY_TAG}` = '{key}'",
+            order_by=["attributes.start_time ASC"],
+            max_results=10,
+        ),
+        "search runs",
+    )
+    if not runs:
+        return created, True
+    keep = min(runs, key=lambda r: (r.info.start_time, r.info.run_id))
+    for extra in runs:
+        if extra.info.run_id != keep.info.run_id:
+            log.warning("run %s duplicates key %s; deleting it", extra.info.run_id, key)
+            _retry(lambda rid=extra.info.run_id: client.delete_run(rid), "delete run")
+    return keep, keep.info.run_id == created.info.run_id
 
 
 def flatten(settings: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
