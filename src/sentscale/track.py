@@ -163,9 +163,9 @@ def run_key(settings: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
 
 
-def find_run(client, experiment_id: str, key: str):
-    """The active run tagged with ``key``, or None (the oldest if several)."""
-    runs = _retry(
+def _runs_with_key(client, experiment_id: str, key: str) -> list:
+    """Active runs tagged with ``key``, oldest first."""
+    return _retry(
         lambda: client.search_runs(
             [experiment_id],
             filter_string=f"tags.`{KEY_TAG}` = '{key}'",
@@ -174,6 +174,11 @@ def find_run(client, experiment_id: str, key: str):
         ),
         "search runs",
     )
+
+
+def find_run(client, experiment_id: str, key: str):
+    """The active run tagged with ``key``, or None (the oldest if several)."""
+    runs = _runs_with_key(client, experiment_id, key)
     if len(runs) > 1:
         oldest = runs[0].info.run_id
         log.warning("%d runs carry key %s; using the oldest, %s", len(runs), key, oldest)
@@ -191,15 +196,7 @@ def get_or_create_run(client, experiment_id: str, key: str, name: str, tags: Map
     )
     # A create request the HTTP client retried (server slow or busy) can leave two runs with
     # one key: keep the oldest, as every concurrent caller will, and delete the others.
-    runs = _retry(
-        lambda: client.search_runs(
-            [experiment_id],
-            filter_string=f"tags.`{KEY_TAG}` = '{key}'",
-            order_by=["attributes.start_time ASC"],
-            max_results=10,
-        ),
-        "search runs",
-    )
+    runs = _runs_with_key(client, experiment_id, key)
     if not runs:
         return created, True
     keep = min(runs, key=lambda r: (r.info.start_time, r.info.run_id))
