@@ -396,6 +396,8 @@ def log_cells_at_once(root: Path, uri: str | None, n: int = 8) -> tuple[dict, li
         study="ci",
         settings={"tasks": list(TASKS)},
         uri=uri,
+        # an experiment of its own: the module's server also holds the other tests' "ci" runs
+        experiment=f"concurrent-{root.name}",
         out_json=results / "tracking" / "parent.json",
         results_dir=results,
     )
