@@ -717,6 +717,7 @@ def bench_pipeline(args) -> None:
             str(REPO / "config/paper.yaml"),
             "--config",
             f"data_dir={args.data_dir}",
+            f"finetune={{data: {Path(args.nli).resolve()}}}",  # paper.yaml's NLI file is a download
         ]
         seconds, proc = timed(cmd)
         rows.append(
@@ -739,6 +740,7 @@ def bench_pipeline(args) -> None:
                 str(Path(args.noop_configfile).resolve()),
                 "--config",
                 f"data_dir={args.data_dir}",
+                f"models_dir={Path(args.models_dir).resolve()}",  # as the study was run
             ]
             seconds, proc = timed([*base, "-n"])
             nothing = "Nothing to be done" in proc.stdout + proc.stderr
@@ -876,10 +878,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pipeline", action="store_true", help="also time the pipeline overheads")
     p.add_argument("--pipeline-only", action="store_true", help="only the pipeline overheads")
     p.add_argument("--noop-study", help="a completed study's working directory (copied first)")
-    p.add_argument("--noop-configfile", default=str(REPO / ".test/config/config.yaml"))
+    p.add_argument("--noop-configfile", default=str(REPO / "config/config.yaml"))
     p.add_argument(
         "--data-dir",
         default=os.environ.get("SENTSCALE_DATA_DIR", str(REPO.parent / "shared/data/senteval")),
+    )
+    p.add_argument(
+        "--nli",
+        default=str(REPO.parent / "shared/data/nli/snli_devtest_triplets.csv"),
+        help="NLI triplets for the paper dry run's fine-tuning jobs (a stand-in is enough)",
     )
     p.add_argument("--models-dir", default=str(REPO / "resources/models"))
     return p

@@ -542,6 +542,20 @@ def test_an_interrupted_write_leaves_the_old_file_and_no_partial_one(tmp_path, i
     assert not npz.exists() and list(npz.parent.iterdir()) == []
 
 
+def test_a_finished_folder_replaces_the_old_one_by_renames(tmp_path):
+    target, built, aside = tmp_path / "out" / "model", tmp_path / "built", tmp_path / "old"
+    for folder, text in ((target, "old"), (built, "new")):
+        folder.mkdir(parents=True)
+        (folder / "weights").write_text(text)
+    assert io.replace_dir(built, target, aside) == target
+    assert (target / "weights").read_text() == "new" and not built.exists()
+    assert (aside / "weights").read_text() == "old"  # moved whole, for the caller to remove
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    io.replace_dir(fresh, tmp_path / "new" / "model", tmp_path / "unused")
+    assert (tmp_path / "new" / "model").is_dir() and not (tmp_path / "unused").exists()
+
+
 # ----------------------------------------------------------------------------- security
 
 

@@ -361,14 +361,6 @@ def _save_adapter(peft_model, directory: Path, record: Mapping[str, Any]) -> Non
     io.write_json(directory / ADAPTER_RECORD, record)
 
 
-def _publish_dir(tmp: Path, target: Path) -> None:
-    """Move a complete directory into place (rename; an older one is replaced)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if target.exists():
-        shutil.rmtree(target)
-    os.replace(tmp, target)
-
-
 # -------------------------------------------------------------------------------- training
 
 
@@ -562,7 +554,7 @@ class Trainer:
                             shutil.rmtree(best_dir)
                         _save_adapter(self.peft_model, best_dir, {**(record or {}), **best})
             assert best is not None
-            _publish_dir(best_dir, out_adapter)
+            io.replace_dir(best_dir, out_adapter, aside=staging / "old")
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return {

@@ -1,4 +1,4 @@
-"""Atomic file output: write to a temporary name in the same folder, then rename.
+"""Atomic output: write to a temporary name in the same folder, then rename.
 
 An interrupted job therefore never leaves a file that looks complete.
 """
@@ -40,6 +40,23 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
         tmp_path.unlink(missing_ok=True)
         raise
     return path
+
+
+def replace_dir(
+    built: str | os.PathLike, target: str | os.PathLike, aside: str | os.PathLike
+) -> Path:
+    """Move the complete directory ``built`` to ``target`` by renames only.
+
+    An older ``target`` is first renamed to ``aside`` (a scratch path on the same filesystem
+    that the caller removes), so readers see either the old folder or the new one, never a
+    half-deleted one.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists():
+        os.replace(target, aside)
+    os.replace(built, target)
+    return target
 
 
 def _to_jsonable(obj: Any) -> Any:

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ModelError, SentscaleError
-from .io import read_json, write_json
+from .io import read_json, replace_dir, write_json
 from .models import PROVENANCE, ModelSpec, get_spec, model_dir
 
 log = logging.getLogger(__name__)
@@ -355,9 +355,7 @@ def provision(
         if info["params"] != spec.params:
             log.warning("%s: counted %d parameters, registry says %d", spec.name,
                         info["params"], spec.params)  # fmt: skip
-        if target.exists():  # force / stale spec: move the old copy aside, removed below
-            os.replace(target, work / "old")
-        os.replace(out, target)
+        replace_dir(out, target, aside=work / "old")  # force / stale spec: old copy removed below
     finally:
         shutil.rmtree(work, ignore_errors=True)
     log.info("provisioned %s at %s", spec.name, target)
