@@ -690,7 +690,12 @@ def test_no_token_reaches_logs_params_or_records(computed, tmp_path, monkeypatch
 
 def test_mlflow_server_examples_bind_localhost():
     """Every `mlflow server`/`mlflow ui` command shown in the docs serves 127.0.0.1 only."""
-    docs = [REPO / "README.md", *sorted((REPO / "scripts").glob("*")), *REPO.glob("*.md")]
+    docs = [
+        *REPO.glob("*.md"),
+        *sorted((REPO / "docs").glob("*.md")),
+        REPO / "config" / "README.md",
+        *sorted((REPO / "scripts").glob("*")),
+    ]
     commands = []
     for path in docs:
         if not path.is_file():

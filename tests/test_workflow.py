@@ -157,3 +157,21 @@ def test_bad_config_fails_before_any_job_with_one_message(tmp_path, test_study_c
     assert "invalid study configuration" in proc.stderr
     assert "'opt-7b'" in proc.stderr and "prompts.broken" in proc.stderr
     assert not (tmp_path / "results").exists()  # nothing ran
+
+
+def test_lint_and_dry_run_need_no_data_but_a_run_checks_it_first(tmp_path):
+    """`snakemake --lint` and `-n` only plan: the paper grid's data (data/senteval,
+    data/nli_for_simcse.csv, relative to an empty folder) need not exist. A real run still
+    stops before any job, with one message naming each missing file."""
+    paper = REPO_ROOT / "config" / "paper.yaml"
+    proc = run_snakemake(tmp_path, "--lint", configfile=paper)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert "workflow is in a good condition" in proc.stdout + proc.stderr
+    counts = dry_run(tmp_path, paper, {})
+    assert counts["embed"] == 31 and counts["finetune"] == 7
+    proc = run_snakemake(tmp_path, "--cores", "1", configfile=paper)
+    assert proc.returncode != 0
+    assert "invalid study configuration" in proc.stderr
+    assert "finetune.data" in proc.stderr and "data/nli_for_simcse.csv" in proc.stderr
+    assert "data_dir" in proc.stderr and "data/senteval" in proc.stderr
+    assert not (tmp_path / "results").exists()  # nothing ran

@@ -1,15 +1,35 @@
 """sentscale: PromptEOL sentence embeddings from decoder-only LMs, evaluated with SentEval.
 
-Modules, one concern each:
-  data        SentEval-exact loaders for the 14 tasks, data fingerprints
-  evaluation  ``evaluate(encode, tasks, data_dir)`` - the public evaluation API
-  sts         STS scoring (cosine, Pearson/Spearman, SimCSE-style ``all``)
-  transfer    SentEval transfer protocol (logistic regression, nested CV)
-  prompts     PromptEOL templates, preprocessing, in-context demonstrations
-  models      the model registry and loading
-  provision   offline model provisioning (GGUF inside PyPI wheels -> safetensors)
-  embed       the PromptEOL embedder (``Embedder.encode``)
-  cli         ``sentscale`` command line
+Modules, one concern each (lowest layer first; imports only point down, see tests/test_layers.py):
+  errors        the exception types
+  io            atomic writes, JSON and npz files
+  logs          a job's log file
+  runtime       what a running job reports: peak memory, package versions
+  options       typed options of a study's config blocks
+  loaders       SentEval's file formats: split containers and one loader per format
+  data          the task table (files and loader per task), data checks, fingerprints
+  prompts       PromptEOL templates, preprocessing, in-context demonstrations
+  models        the model registry and loading
+  adapters      LoRA adapters of fine-tuned models: applying one, its record
+  planning      per-model job resources
+  provision     offline model provisioning (GGUF inside PyPI wheels -> safetensors)
+  embed         the PromptEOL embedder (``Embedder.encode``)
+  sts           STS scoring (cosine, Pearson/Spearman, SimCSE-style ``all``)
+  transfer      SentEval transfer protocol (logistic regression, nested CV)
+  evaluation    ``evaluate(encode, tasks, data_dir)`` - the public evaluation API
+  demos/        in-context demonstrations chosen on STS-B dev: options (the select block),
+                candidates, guard (data guard), labelling, selection, ranking, summary
+  finetune/     contrastive LoRA fine-tuning (PromptEOL+CSE): recipe, triplets, model,
+                trainer, job
+  mlflow_store  the MLflow store: URIs, client, runs by key, syncing
+  study         the study config's semantics (cells, demos, fine-tuning)
+  cells         one study cell's workflow steps (embed, score)
+  track         MLflow tracking view of the score files (sweep and cell runs)
+  aggregate/    tables from score files: scores, bootstrap, tables, paper (the gap), cost,
+                output
+  plots/        figures from the tables: base, scaling, candidates, cost, figures
+  jobs/         what every workflow job shares (registry, threads, logging, provenance)
+  cli           ``sentscale`` command line
 """
 
 __version__ = "0.1.0"

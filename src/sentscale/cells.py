@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import platform
-import resource
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -18,7 +17,9 @@ from typing import Any
 import numpy as np
 
 from . import __version__, data, evaluation, io, models, prompts
+from .adapters import read_adapter_record
 from .errors import DataError
+from .runtime import peak_rss_mb
 
 
 def cell_sentences(
@@ -30,11 +31,6 @@ def cell_sentences(
         scored = evaluation.load_scored_task(task, data_dir, max_items=max_items, seed=seed)
         seen.update(dict.fromkeys(evaluation.sentences_to_encode(scored)))
     return list(seen)
-
-
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def embed_cell(
@@ -67,7 +63,7 @@ def embed_cell(
     models.load_registry(cell.get("registry") or {})
     options = dict(cell.get("embed") or {})
     if demos_file:
-        from .demos import read_selected
+        from .demos.selection import read_selected
 
         demos = read_selected(demos_file)
     demos = prompts.as_demos(cell.get("demos") or () if demos is None else demos)
@@ -81,18 +77,7 @@ def embed_cell(
         seed=scoring.get("seed", 1111),
     )
     t_load = time.perf_counter()
-    encoder = embed.load_encoder(
-        cell["model"],
-        models_dir=models_dir,
-        prompt=variant,
-        demos=demos,
-        dtype=options.get("dtype", "float32"),
-        batch_size=options.get("batch_size", 16),
-        device=options.get("device", "auto"),
-        quantization=options.get("quantization"),
-        preprocess=options.get("preprocess", True),
-        adapter=adapter,
-    )
+    encoder = _load_encoder(embed, cell["model"], models_dir, variant, demos, options, adapter)
     load_s = time.perf_counter() - t_load
     t_encode = time.perf_counter()
     embeddings = encoder.encode(sentences)
@@ -125,10 +110,25 @@ def embed_cell(
     return meta
 
 
+def _load_encoder(embed, model, models_dir, variant, demos, options, adapter):
+    """The cell's encoder (``embed``: the :mod:`sentscale.embed` module, imported by the caller
+    before its timer starts)."""
+    return embed.load_encoder(
+        model,
+        models_dir=models_dir,
+        prompt=variant,
+        demos=demos,
+        dtype=options.get("dtype", "float32"),
+        batch_size=options.get("batch_size", 16),
+        device=options.get("device", "auto"),
+        quantization=options.get("quantization"),
+        preprocess=options.get("preprocess", True),
+        adapter=adapter,
+    )
+
+
 def _adapter_meta(adapter: str | Path) -> dict[str, Any]:
     """What the embeddings of a fine-tuned cell were computed with: the adapter's training."""
-    from .finetune import read_adapter_record
-
     record = read_adapter_record(adapter)
     keep = ("model", "recipe", "step", "dev_spearman", "triplets_sha256")
     return {"path": str(adapter), **{k: record[k] for k in keep if k in record}}

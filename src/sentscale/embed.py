@@ -182,6 +182,20 @@ class Embedder:
         index = {p: i for i, p in enumerate(unique)}
         return out[[index[p] for p in prompts]]
 
+    def embed_prompts(self, prompts: Sequence[str], *, grad: bool = False) -> torch.Tensor:
+        """Pooled embeddings of already-built prompts (:meth:`prompt`), as one left-padded batch
+        on the model's device, one row per prompt in input order (no deduplication, no shared
+        prefix, no finiteness check, unlike :meth:`encode`).
+
+        ``grad=True`` keeps the autograd graph (training: the fine-tuning loss backpropagates
+        through these rows); ``grad=False`` runs under ``torch.inference_mode``.
+        """
+        token_ids = self._tokenize(list(prompts))
+        if grad:
+            return self._embed_batch(token_ids)
+        with torch.inference_mode():
+            return self._embed_batch(token_ids)
+
     def _adds_bos(self) -> bool:
         bos = self.tokenizer.bos_token_id
         ids = self.tokenizer("a", add_special_tokens=True)["input_ids"]
@@ -355,7 +369,7 @@ def load_encoder(
         name, models_dir=models_dir, dtype=dtype, device=device, quantization=quantization
     )
     if adapter is not None:
-        from sentscale.finetune import apply_adapter
+        from sentscale.adapters import apply_adapter
 
         model = apply_adapter(model, adapter)
     return Embedder(

@@ -2,7 +2,8 @@
 
 A *spec* describes one model: what it is (kind, family, parameter count, licence) and where its
 weights come from (``source``). The built-in registry lives in ``resources/models.yaml``; a study
-config can add or override entries (``load_registry(extra)``).
+config can add or override entries: :meth:`Registry.load` builds the study's registry, an
+immutable value that is passed to whoever needs a spec (no module-level state).
 
 Sources, exactly one per spec:
   ``{hub: "facebook/opt-125m", revision: null}``  a Hugging Face hub repository
@@ -18,9 +19,11 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import yaml
@@ -195,52 +198,52 @@ def _builtin_entries() -> dict[str, dict[str, Any]]:
     return yaml.safe_load(text)["models"]
 
 
-_REGISTRY: dict[str, ModelSpec] = {}
+@dataclass(frozen=True)
+class Registry:
+    """The models a study can use: name -> :class:`ModelSpec`, an immutable value.
 
-
-def load_registry(extra: dict[str, dict[str, Any]] | None = None) -> dict[str, ModelSpec]:
-    """(Re)build the registry: built-in entries, then ``extra`` (name -> spec fields).
-
-    An ``extra`` entry whose name is already known overrides only the fields it gives
-    (``source`` as a whole), e.g. ``{"llama-7b": {"source": {"hub": "my-org/llama-7b"}}}``.
+    Built once from the study config (``Registry.load(config["registry"])``, see
+    :class:`sentscale.study.Study`) and passed to whoever needs a spec; there is no module-level
+    registry, so no job can silently see another job's (or no) overrides.
     """
-    entries = _builtin_entries()
-    for name, fields in (extra or {}).items():
-        if not isinstance(fields, dict):
-            raise ModelError(f"registry entry {name!r} must be a mapping of spec fields")
-        entries[name] = {**entries.get(name, {}), **fields}
-    specs = {name: parse_spec({**fields, "name": name}) for name, fields in entries.items()}
-    _REGISTRY.clear()
-    _REGISTRY.update(specs)
-    return dict(_REGISTRY)
 
+    specs: Mapping[str, ModelSpec]
 
-def _registry() -> dict[str, ModelSpec]:
-    if not _REGISTRY:
-        load_registry()
-    return _REGISTRY
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "specs", MappingProxyType(dict(self.specs)))
 
+    @classmethod
+    def load(cls, extra: Mapping[str, Mapping[str, Any]] | None = None) -> Registry:
+        """Built-in entries, then ``extra`` (name -> spec fields; the config's ``registry:``).
 
-def register(spec: dict[str, Any] | ModelSpec) -> ModelSpec:
-    """Add or replace one entry (a full spec with ``name``) in the current registry."""
-    parsed = spec if isinstance(spec, ModelSpec) else parse_spec(spec)
-    _registry()[parsed.name] = parsed
-    return parsed
+        An ``extra`` entry whose name is already known overrides only the fields it gives
+        (``source`` as a whole), e.g. ``{"llama-7b": {"source": {"hub": "my-org/llama-7b"}}}``.
+        """
+        entries = _builtin_entries()
+        for name, fields in (extra or {}).items():
+            if not isinstance(fields, Mapping):
+                raise ModelError(f"registry entry {name!r} must be a mapping of spec fields")
+            entries[name] = {**entries.get(name, {}), **fields}
+        return cls({name: parse_spec({**fields, "name": name}) for name, fields in entries.items()})
 
+    def __getitem__(self, name: str) -> ModelSpec:
+        try:
+            return self.specs[name]
+        except KeyError:
+            raise ModelError(
+                f"unknown model {name!r}; known models: {', '.join(self.names())}"
+            ) from None
 
-def list_models(kind: str | None = None) -> list[str]:
-    return sorted(n for n, s in _registry().items() if kind is None or s.kind == kind)
+    def __contains__(self, name: object) -> bool:
+        return name in self.specs
 
+    def names(self, kind: str | None = None) -> list[str]:
+        return sorted(n for n, s in self.specs.items() if kind is None or s.kind == kind)
 
-def get_spec(name: str | ModelSpec) -> ModelSpec:
-    if isinstance(name, ModelSpec):
-        return name
-    try:
-        return _registry()[name]
-    except KeyError:
-        raise ModelError(
-            f"unknown model {name!r}; known models: {', '.join(list_models())}"
-        ) from None
+    def with_spec(self, spec: Mapping[str, Any] | ModelSpec) -> Registry:
+        """A copy with one entry (a full spec with ``name``) added or replaced."""
+        parsed = spec if isinstance(spec, ModelSpec) else parse_spec(dict(spec))
+        return Registry({**self.specs, parsed.name: parsed})
 
 
 def model_dir(name: str | ModelSpec, models_dir: str | Path) -> Path:
@@ -331,7 +334,7 @@ def load_tokenizer(location: str, *, trust_remote_code: bool = False):
 
 
 def load_causal_lm(
-    name_or_spec: str | ModelSpec,
+    spec: ModelSpec,
     *,
     models_dir: str | Path,
     dtype: str | None = "float32",
@@ -346,7 +349,7 @@ def load_causal_lm(
     import torch
     from transformers import AutoModelForCausalLM
 
-    spec = get_spec(name_or_spec)
+    spec = _transitional_spec(spec)
     if spec.kind != "causal-lm":
         raise ModelError(f"model {spec.name!r} is a {spec.kind} model, not a causal LM")
     dtype = dtype or spec.default_dtype
@@ -399,13 +402,11 @@ def load_causal_lm(
     return model, tokenizer
 
 
-def load_sentence_transformer(
-    name_or_spec: str | ModelSpec, models_dir: str | Path, device: str = "auto"
-):
+def load_sentence_transformer(spec: ModelSpec, models_dir: str | Path, device: str = "auto"):
     """A sentence-transformers encoder (baselines such as ``minilm-l6``)."""
     from sentence_transformers import SentenceTransformer
 
-    spec = get_spec(name_or_spec)
+    spec = _transitional_spec(spec)
     if spec.kind != "sentence-transformers":
         raise ModelError(f"model {spec.name!r} is a {spec.kind} model, not sentence-transformers")
     location = resolve_location(spec, models_dir)
@@ -420,3 +421,35 @@ def load_sentence_transformer(
         raise ModelError(f"could not load model {spec.name!r} from {location}: {exc}") from exc
     model.eval()
     return model
+
+
+# --- TRANSITIONAL (removed once every caller passes a Registry) -------------------------------
+_TRANSITIONAL: dict[str, Registry] = {}
+
+
+def load_registry(extra=None):
+    _TRANSITIONAL["r"] = Registry.load(extra)
+    return dict(_TRANSITIONAL["r"].specs)
+
+
+def _current() -> Registry:
+    if "r" not in _TRANSITIONAL:
+        load_registry()
+    return _TRANSITIONAL["r"]
+
+
+def register(spec):
+    _TRANSITIONAL["r"] = _current().with_spec(spec)
+    return _TRANSITIONAL["r"][spec.name if isinstance(spec, ModelSpec) else spec["name"]]
+
+
+def list_models(kind=None):
+    return _current().names(kind)
+
+
+def get_spec(name):
+    return name if isinstance(name, ModelSpec) else _current()[name]
+
+
+def _transitional_spec(spec):
+    return get_spec(spec)

@@ -1,11 +1,6 @@
 # Tables, figures and the Snakemake report, all from the score files (never from MLflow).
 # Tables: results/tables/<name>.{csv,md,tex,html}; figures: results/plots/<name>.{png,pdf}.
 # `snakemake --report report.html` collects every report() output below, by category.
-from sentscale import models as sentscale_models
-from sentscale.prompts import DEFAULT_VARIANTS
-
-
-report: "../report/workflow.rst"
 
 
 localrules:
@@ -13,51 +8,12 @@ localrules:
     plots,
 
 
-TABLES = ["scores", "sts", "transfer", "gap", "scale", "cost", "paper"]
-TABLE_FORMATS = {"csv": "csv", "markdown": "md", "latex": "tex", "html": "html"}
-FIGURES = {
-    "scaling_sts": "Scaling",
-    "scaling_transfer": "Scaling",
-    "tasks": "Per task",
-    "demo_spread": "Demonstrations",
-    "cost": "Cost",
-}
-# Cells with one of the paper's PromptEOL templates can be compared with its numbers.
-EOL_TEMPLATES = {
-    DEFAULT_VARIANTS[name]["template"] for name in ("eol", "eol-paper-text")
-}
-# What `rule all` needs from this file (every table and figure).
-AGGREGATE_OUTPUTS = [
-    f"results/tables/{name}.{ext}" for name in TABLES for ext in TABLE_FORMATS.values()
-] + [f"results/plots/{name}.{ext}" for name in FIGURES for ext in ("png", "pdf")]
-# Benchmark files of the scoring rules that declare one (their wall time goes into `cost`).
-EVALUATE_BENCHMARKS = [
-    f"results/benchmarks/evaluate/{cell.path}/{task}.tsv"
-    for rule, tasks in (
-        (rules.evaluate_sts, STS_TASKS),
-        (rules.evaluate_transfer, TRANSFER_TASKS),
-    )
-    if rule.rule.benchmark
-    for cell in CELLS
-    for task in tasks
-]
-# Demonstration rankings (STS-B dev) per model and prompt of `select` cells (rules/demos.smk).
-DEMO_RANKINGS = [
-    f"results/demos/{model}/{prompt}/ranking.tsv"
-    for model, prompt in sorted({(c.model, c.prompt) for c in STUDY.selection_cells()})
-]
-
-
 rule aggregate:
     input:
-        scores=[
-            f"results/scores/{cell.path}/{task}.json"
-            for cell in CELLS
-            for task in STUDY.tasks
-        ],
+        scores=get_score_files(),
         meta=[f"results/embeddings/{cell.path}.json" for cell in CELLS],
         embed_benchmarks=[f"results/benchmarks/embed/{cell.path}.tsv" for cell in CELLS],
-        evaluate_benchmarks=EVALUATE_BENCHMARKS,
+        evaluate_benchmarks=get_evaluate_benchmarks(),
     output:
         **{
             f"{name}_{fmt}": (
@@ -84,15 +40,8 @@ rule aggregate:
         tasks=list(STUDY.tasks),
         tables=TABLES,
         bootstrap=canonical(config.get("aggregate", {})),
-        eol_prompts=[
-            name
-            for name, variant in STUDY.prompts.items()
-            if variant.template in EOL_TEMPLATES and variant.pooling == "last"
-        ],
-        demo_kinds={
-            **{name: choice.kind for name, choice in STUDY.demos.items()},
-            **({CSE_DEMO: "cse"} if TUNED_CELLS else {}),  # PromptEOL+CSE in the gap table
-        },
+        eol_prompts=get_eol_prompts(),
+        demo_kinds=get_demo_kinds(),
     script:
         "../scripts/aggregate.py"
 
@@ -102,7 +51,7 @@ rule plots:
         sts="results/tables/sts.csv",
         transfer="results/tables/transfer.csv",
         cost="results/tables/cost.csv",
-        rankings=DEMO_RANKINGS,
+        rankings=get_demo_rankings_all(),
     output:
         **{
             f"{name}_{ext}": (
@@ -116,7 +65,7 @@ rule plots:
                 else f"results/plots/{name}.pdf"
             )
             for name, category in FIGURES.items()
-            for ext in ("png", "pdf")
+            for ext in FIGURE_FORMATS
         },
     log:
         "results/logs/plots.log",
@@ -125,8 +74,6 @@ rule plots:
     params:
         tasks=list(STUDY.tasks),
         figures=list(FIGURES),
-        model_params={
-            name: sentscale_models.get_spec(name).params for name in STUDY.all_models()
-        },
+        model_params=get_model_params(),
     script:
         "../scripts/plots.py"

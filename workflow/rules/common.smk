@@ -1,5 +1,8 @@
-# Glue between the config and the rules. Logic lives in the sentscale package; this file only
-# maps wildcards to package calls.
+# Glue between the config and the rules: config validation, the study's cells, the lists of
+# outputs and every input/params function (get_*). Logic lives in the sentscale package; this
+# file only maps wildcards to package calls. Rule files use names defined here and nothing
+# defined in another rule file, so each stands alone (after this one).
+import math
 import os
 import re
 
@@ -7,17 +10,32 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from sentscale import data as sentscale_data
+from sentscale import demos as sentscale_demos
+from sentscale import finetune as sentscale_finetune
+from sentscale import models as sentscale_models
+from sentscale import track as sentscale_track
 from sentscale.errors import SentscaleError
 from sentscale.planning import job_resources
+from sentscale.prompts import DEFAULT_VARIANTS
 from sentscale.study import CSE_DEMO, Study, canonical
-
 
 validate(config, workflow.source_path("../schemas/config.schema.yaml"))
 
+
+# --- the study -------------------------------------------------------------------------------
+def is_planning_only():
+    """True for `snakemake --lint` and dry runs (-n): they only plan, so they need neither
+    SentEval's data folder nor finetune.data. Snakemake 9 parses the Snakefile before it
+    knows the executor (workflow.dryrun is False until then); what it does know at parse time:
+    output_settings.dryrun (set from -n/--dry-run) and check_envvars, which the lint API (and
+    only it) turns off."""
+    return bool(workflow.output_settings.dryrun) or not workflow.check_envvars
+
+
 try:
-    STUDY = Study.from_config(config)
+    # A real run checks the data up front: one readable message (no traceback) before any job.
+    STUDY = Study.from_config(config, check_data=not is_planning_only())
 except SentscaleError as err:
-    # One readable message (no traceback) before any job runs.
     raise WorkflowError(str(err)) from None
 
 MODELS_DIR = str(STUDY.models_dir)
@@ -26,10 +44,20 @@ MODELS_DIR = str(STUDY.models_dir)
 # from another checkout does not rerun finished cells. Mappings in params are canonical
 # (sorted keys; Study.from_config), so re-saving the config YAML does not either.
 CELLS = list(STUDY.cells())
-STS_TASKS = [t for t in STUDY.tasks if t in sentscale_data.STS_TASKS + sentscale_data.EXTRA_TASKS]
+STS_TASKS = [
+    t for t in STUDY.tasks if t in sentscale_data.STS_TASKS + sentscale_data.EXTRA_TASKS
+]
 TRANSFER_TASKS = [t for t in STUDY.tasks if t in sentscale_data.TRANSFER_TASKS]
 # Fine-tuned cells (model, finetune.prompt, cse): the model plus its LoRA adapter.
 TUNED_CELLS = list(STUDY.tuned_cells())
+# Cells whose demonstration is chosen on STS-B dev (`select` demo choices, rules/demos.smk).
+SELECT_CELLS = list(STUDY.selection_cells())
+SELECT_CHOICES = sorted({cell.demo for cell in SELECT_CELLS})
+SELECT_CELL_PATHS = {cell.path for cell in SELECT_CELLS}
+# The zero-shot choice the demo summary measures gains against (None: the study has none).
+NO_DEMO_CHOICE = next((n for n, c in STUDY.demos.items() if c.kind == "none"), None)
+# Threads of the jobs that load a model (embed, label_candidates, select_demo, finetune).
+MODEL_THREADS = STUDY.embed.get("threads", 2)
 
 
 wildcard_constraints:
@@ -38,26 +66,140 @@ wildcard_constraints:
     demo="[^/]+",
 
 
-def _alternation(names):
+def alternation(names):
+    """A wildcard constraint matching exactly `names` (nothing when empty)."""
     return "|".join(re.escape(n) for n in names) or "(?!)"
 
 
-def cell_of(wildcards):
+def get_cell(wildcards):
     return next(
         c
         for c in CELLS
-        if (c.model, c.prompt, c.demo) == (wildcards.model, wildcards.prompt, wildcards.demo)
+        if (c.model, c.prompt, c.demo)
+        == (wildcards.model, wildcards.prompt, wildcards.demo)
     )
 
 
-def provisioned(wildcards):
+# --- tables, figures, benchmarks (rules/aggregate.smk, rules/track.smk) ----------------------
+TABLES = ["scores", "sts", "transfer", "gap", "scale", "cost", "paper"]
+TABLE_FORMATS = {"csv": "csv", "markdown": "md", "latex": "tex", "html": "html"}
+FIGURES = {
+    "scaling_sts": "Scaling",
+    "scaling_transfer": "Scaling",
+    "tasks": "Per task",
+    "demo_spread": "Demonstrations",
+    "cost": "Cost",
+}
+FIGURE_FORMATS = ("png", "pdf")
+# Cells with one of the paper's PromptEOL templates can be compared with its numbers.
+EOL_TEMPLATES = {
+    DEFAULT_VARIANTS[name]["template"] for name in ("eol", "eol-paper-text")
+}
+# The benchmark of a scoring job: evaluate_transfer declares it (rules/evaluate.smk), so its
+# wall time goes into the `cost` table; evaluate_sts declares none (seconds per job).
+EVALUATE_BENCHMARK = "results/benchmarks/evaluate/{model}/{prompt}/{demo}/{task}.tsv"
+BENCHMARKED_EVALUATE_TASKS = TRANSFER_TASKS
+
+
+def get_score_files(cells=CELLS):
+    return [
+        f"results/scores/{cell.path}/{task}.json"
+        for cell in cells
+        for task in STUDY.tasks
+    ]
+
+
+def get_evaluate_benchmarks(wildcards=None):
+    """Benchmark files of the scoring jobs that declare one: every cell's (wildcards None) or
+    one cell's (track_cell)."""
+    cells = CELLS if wildcards is None else [get_cell(wildcards)]
+    return [
+        EVALUATE_BENCHMARK.format(
+            model=c.model, prompt=c.prompt, demo=c.demo, task=task
+        )
+        for c in cells
+        for task in BENCHMARKED_EVALUATE_TASKS
+    ]
+
+
+def get_eol_prompts():
+    """The study's prompts comparable with the paper's PromptEOL numbers (the gap table)."""
+    return [
+        name
+        for name, variant in STUDY.prompts.items()
+        if variant.template in EOL_TEMPLATES and variant.pooling == "last"
+    ]
+
+
+def get_demo_kinds():
+    return {
+        **{name: choice.kind for name, choice in STUDY.demos.items()},
+        **({CSE_DEMO: "cse"} if TUNED_CELLS else {}),  # PromptEOL+CSE in the gap table
+    }
+
+
+def get_model_params():
+    """Parameter counts of every model of the study (the scaling plots' x axis)."""
+    return {name: sentscale_models.get_spec(name).params for name in STUDY.all_models()}
+
+
+def get_demo_rankings_all():
+    """Demonstration rankings (STS-B dev) per model and prompt of `select` cells."""
+    return [
+        f"results/demos/{model}/{prompt}/ranking.tsv"
+        for model, prompt in sorted({(c.model, c.prompt) for c in SELECT_CELLS})
+    ]
+
+
+# --- tracking (rules/track.smk) --------------------------------------------------------------
+# MLflow is a view of the files (sentscale.track).
+TRACKING = dict(config.get("tracking") or {})
+TRACKING_URI = TRACKING.get("uri") or os.environ.get("MLFLOW_TRACKING_URI")
+try:  # credentials never go into params or logs: MLflow reads them from its env variables
+    sentscale_track.check_uri(TRACKING_URI)
+except SentscaleError as err:
+    raise WorkflowError(str(err)) from None
+TRACKING_ENABLED = TRACKING.get("enabled", True)
+# sqlite / file stores are written from this machine only (no concurrent cluster writers on
+# a network file system); with a server URI the jobs log over HTTP from wherever they run.
+TRACKING_LOCAL = TRACKING_URI is None or sentscale_track.is_local_store(TRACKING_URI)
+TRACKING_EXPERIMENT = TRACKING.get("experiment") or STUDY.name
+
+
+def get_cell_scores(wildcards):
+    """Every score file of one cell."""
+    return get_score_files([get_cell(wildcards)])
+
+
+def get_cell_demo_files(wildcards):
+    """A `select` cell's candidate ranking and chosen demo; [] for every other cell."""
+    path = get_cell(wildcards).path
+    if path not in SELECT_CELL_PATHS:
+        return []
+    return [f"results/demos/{path}/{name}" for name in ("ranking.tsv", "selected.json")]
+
+
+def get_cell_training(wildcards):
+    """A fine-tuned cell's training log (loss and STS-B dev curves); [] for every other cell."""
+    if get_cell(wildcards) not in TUNED_CELLS:
+        return []
+    return [f"results/finetune/{wildcards.model}/train.json"]
+
+
+# --- models and embedding (rules/provision.smk, rules/embed.smk) ------------------------------
+def get_provisioned_model(wildcards):
     """The marker file `sentscale provision` writes once a model is ready to load offline."""
     return f"{MODELS_DIR}/{wildcards.model}/sentscale-provenance.json"
 
 
-def embed_params(wildcards):
+def get_models_dir(wildcards, output):
+    """<models_dir>/<model>/sentscale-provenance.json -> <models_dir>"""
+    return os.path.dirname(os.path.dirname(output[0]))
+
+
+def get_embed_params(wildcards):
     """Everything that determines a cell's embeddings; a change here reruns only that cell."""
-    cell = cell_of(wildcards)
+    cell = get_cell(wildcards)
     variant = STUDY.prompts.get(cell.prompt)
     return {
         "model": cell.model,
@@ -69,33 +211,40 @@ def embed_params(wildcards):
         "evaluate": {k: STUDY.evaluate.get(k) for k in ("max_items", "seed")},
         "registry": dict(STUDY.registry),
         # fine-tuned cells only (other cells' params stay as they were): the adapter's recipe
-        **({"finetune": dict(STUDY.finetune[cell.model])} if cell in TUNED_CELLS else {}),
+        **(
+            {"finetune": dict(STUDY.finetune[cell.model])}
+            if cell in TUNED_CELLS
+            else {}
+        ),
     }
 
 
-def finetune_adapter(wildcards):
+def get_finetune_adapter(wildcards):
     """A fine-tuned cell's LoRA adapter (rules/finetune.smk); [] for every other cell."""
-    if cell_of(wildcards) not in TUNED_CELLS:
+    if get_cell(wildcards) not in TUNED_CELLS:
         return []
     return [f"results/finetune/{wildcards.model}/adapter"]
 
 
-def selected_demo_file(wildcards):
+def get_selected_demo_file(wildcards):
     """A select cell's chosen demonstration (rules/demos.smk); [] for every other cell."""
-    if cell_of(wildcards) not in set(STUDY.selection_cells()):
+    if get_cell(wildcards).path not in SELECT_CELL_PATHS:
         return []
     w = wildcards
     return [f"results/demos/{w.model}/{w.prompt}/{w.demo}/selected.json"]
 
 
-def model_resources(name_of, scale=lambda wildcards: 1):
+def get_model_resources(name_of, scale=lambda wildcards: 1):
     """Resources of a job that loads the model `name_of(wildcards)` (sentscale.planning):
     mem_mb and runtime (x `scale`), plus `gpu` only when a GPU is configured."""
 
     def resource(key):
         def get(wildcards, attempt):
             res = job_resources(
-                name_of(wildcards), STUDY.embed, config.get("resources", {}), attempt=attempt
+                name_of(wildcards),
+                STUDY.embed,
+                config.get("resources", {}),
+                attempt=attempt,
             )
             if key == "runtime":
                 return int(res["runtime"] * scale(wildcards))
@@ -111,9 +260,212 @@ def model_resources(name_of, scale=lambda wildcards: 1):
     return {key: resource(key) for key in keys}
 
 
-def all_outputs():
-    scores = [
-        f"results/scores/{cell.path}/{task}.json" for cell in CELLS for task in STUDY.tasks
+def get_model_name(wildcards):
+    return wildcards.model
+
+
+def get_labeller_name(wildcards):
+    return wildcards.labeller
+
+
+# --- scoring (rules/evaluate.smk) -------------------------------------------------------------
+def get_transfer_runtime(wildcards):
+    """Minutes of one transfer task: the paper's protocol trains a classifier per fold."""
+    return 240 if STUDY.evaluate.get("transfer_mode") == "paper" else 30
+
+
+# --- demonstration selection (rules/demos.smk; logic in sentscale.demos) ----------------------
+def get_select_spec(demo):
+    """The `select` block of a demo choice."""
+    return STUDY.demos[demo].select
+
+
+def get_label_sets():
+    """(choice, labeller) of every self-labelled candidate set the study needs."""
+    return sorted(
+        {
+            (cell.demo, labeller)
+            for cell in SELECT_CELLS
+            for labeller in [
+                sentscale_demos.labeller_for(get_select_spec(cell.demo), cell.model)
+            ]
+            if labeller is not None
+        }
+    )
+
+
+def get_labellers():
+    return sorted({labeller for _, labeller in get_label_sets()})
+
+
+def get_labeller_model(wildcards):
+    """The provisioned labeller LM of a candidate set."""
+    return f"{MODELS_DIR}/{wildcards.labeller}/sentscale-provenance.json"
+
+
+def get_self_labelled_spec(wildcards):
+    """How a choice's candidates are drawn and labelled (candidates.self_labelled)."""
+    return get_select_spec(wildcards.demo)["candidates"]["self_labelled"]
+
+
+def get_labeller_load_params(wildcards):
+    """How the labeller is loaded (batching does not enter one-at-a-time greedy decoding)."""
+    return {k: STUDY.embed.get(k) for k in ("dtype", "device", "quantization")}
+
+
+def get_self_labelled_tsv(wildcards):
+    """The self-labelled candidate set of a select cell ([] when it has none)."""
+    labeller = sentscale_demos.labeller_for(
+        get_select_spec(wildcards.demo), wildcards.model
+    )
+    if labeller is None:
+        return []
+    return [f"results/demos/candidates/{wildcards.demo}/{labeller}.tsv"]
+
+
+def get_candidate_files(wildcards):
+    """Candidate files of a choice (candidates.files in the config)."""
+    return get_select_spec(wildcards.demo)["candidates"]["files"]
+
+
+def get_select_params(wildcards):
+    """Everything that determines a selection; a change here reruns only its job."""
+    cell = get_cell(wildcards)
+    select = get_select_spec(cell.demo)
+    return {
+        "model": cell.model,
+        "prompt": STUDY.prompts[cell.prompt].to_dict(),
+        "choice": cell.demo,
+        "select": select,
+        "labeller": sentscale_demos.labeller_for(select, cell.model),
+        "embed": dict(STUDY.embed),
+        "registry": dict(STUDY.registry),
+    }
+
+
+def get_select_scale(wildcards):
+    """Selection runtime in embed-job runtimes: one pass over the dev sentences per
+    candidate plus the no-demonstration baseline, against the ~200k sentences of an embed
+    job of the paper's grid (all 14 tasks), which the per-model runtime is sized for."""
+    select = get_select_spec(wildcards.demo)
+    passes = sentscale_demos.estimated_candidates(select) + 1
+    sentences = 2 * (select["dev_max_items"] or 1500)
+    return max(1, math.ceil(passes * sentences / 200_000))
+
+
+def _select_cells_of_pair(wildcards):
+    """Select cells of one model and prompt (one per select choice)."""
+    return [
+        c
+        for c in SELECT_CELLS
+        if (c.model, c.prompt) == (wildcards.model, wildcards.prompt)
     ]
-    # AGGREGATE_OUTPUTS / TRACKING_OUTPUTS / demo_outputs: rules/{aggregate,track,demos}.smk
-    return scores + AGGREGATE_OUTPUTS + TRACKING_OUTPUTS + demo_outputs()
+
+
+def get_pair_rankings(wildcards):
+    """The candidate rankings of one model and prompt (one per select choice)."""
+    return [
+        f"results/demos/{c.path}/ranking.tsv" for c in _select_cells_of_pair(wildcards)
+    ]
+
+
+def get_pair_choices(wildcards):
+    return [c.demo for c in _select_cells_of_pair(wildcards)]
+
+
+def _select_cells_of_choice(wildcards):
+    """Select cells of one prompt and select choice (one per model)."""
+    return [
+        c
+        for c in SELECT_CELLS
+        if (c.prompt, c.demo) == (wildcards.prompt, wildcards.demo)
+    ]
+
+
+def get_choice_selected(wildcards):
+    return [
+        f"results/demos/{c.path}/selected.json"
+        for c in _select_cells_of_choice(wildcards)
+    ]
+
+
+def get_choice_rankings(wildcards):
+    return [
+        f"results/demos/{c.path}/ranking.tsv"
+        for c in _select_cells_of_choice(wildcards)
+    ]
+
+
+def get_demo_summary_selected():
+    return [f"results/demos/{c.path}/selected.json" for c in SELECT_CELLS]
+
+
+def get_demo_summary_scores():
+    """Scores of every select cell and of its zero-shot counterpart."""
+    return [
+        f"results/scores/{c.model}/{c.prompt}/{demo}/{task}.json"
+        for c in SELECT_CELLS
+        for demo in dict.fromkeys([c.demo, NO_DEMO_CHOICE])
+        if demo is not None
+        for task in STUDY.tasks
+    ]
+
+
+# --- fine-tuning (rules/finetune.smk; logic in sentscale.finetune) ----------------------------
+def get_finetune_params(wildcards):
+    """Everything that determines an adapter; a change here retrains only that model."""
+    return {
+        "model": wildcards.model,
+        "prompt": STUDY.prompts[STUDY.finetune_prompt].to_dict(),
+        "recipe": dict(STUDY.finetune[wildcards.model]),
+        "embed": {
+            k: STUDY.embed.get(k) for k in ("device", "batch_size", "preprocess")
+        },
+        # the seed of the STS-B dev subsample scored at each checkpoint (evaluate.seed)
+        "dev_seed": STUDY.evaluate.get("seed", 1111),
+        "registry": dict(STUDY.registry),
+    }
+
+
+def get_finetune_scale(wildcards):
+    """Training runtime in embed-job runtimes (sentscale.finetune.runtime_scale)."""
+    return sentscale_finetune.runtime_scale(STUDY.finetune[wildcards.model])
+
+
+# --- what `rule all` builds -------------------------------------------------------------------
+def get_aggregate_outputs():
+    """Every table and figure (rules/aggregate.smk)."""
+    tables = [
+        f"results/tables/{n}.{ext}" for n in TABLES for ext in TABLE_FORMATS.values()
+    ]
+    figures = [f"results/plots/{n}.{ext}" for n in FIGURES for ext in FIGURE_FORMATS]
+    return tables + figures
+
+
+def get_tracking_outputs():
+    """One tracked run per cell (rules/track.smk); nothing when tracking.enabled is false."""
+    if not TRACKING_ENABLED:
+        return []
+    return [f"results/tracking/{cell.path}.json" for cell in CELLS]
+
+
+def get_demo_outputs():
+    """Rankings, plots and summary of the demo selection (nothing without a `select` choice)."""
+    if not SELECT_CELLS:
+        return []
+    pairs = sorted({(c.model, c.prompt) for c in SELECT_CELLS})
+    plots = sorted({(c.prompt, c.demo) for c in SELECT_CELLS})
+    return (
+        [f"results/demos/{m}/{p}/ranking.tsv" for m, p in pairs]
+        + [f"results/demos/plots/{p}/{d}.png" for p, d in plots]
+        + ["results/demos/summary.csv", "results/demos/summary.md"]
+    )
+
+
+def get_final_output():
+    return (
+        get_score_files()
+        + get_aggregate_outputs()
+        + get_tracking_outputs()
+        + get_demo_outputs()
+    )

@@ -8,9 +8,6 @@
 # Selection never reads test data: only sts-dev.csv (and sts-train.csv for labelling).
 
 
-include: "demos_common.smk"
-
-
 localrules:
     demo_ranking,
     demo_plot,
@@ -19,97 +16,84 @@ localrules:
 
 rule label_candidates:
     input:
-        model=lambda wildcards: f"{MODELS_DIR}/{wildcards.labeller}/sentscale-provenance.json",
+        model=get_labeller_model,
     output:
         tsv="results/demos/candidates/{demo}/{labeller}.tsv",
         meta="results/demos/candidates/{demo}/{labeller}.json",
-    wildcard_constraints:
-        demo=_alternation(SELECT_CHOICES),
-        labeller=_alternation(sorted({labeller for _, labeller in label_sets()})),
-    params:
-        labelled=lambda wildcards: _select(wildcards.demo)["candidates"]["self_labelled"],
-        # how the labeller is loaded (batching does not enter one-at-a-time greedy decoding)
-        embed={k: STUDY.embed.get(k) for k in ("dtype", "device", "quantization")},
-        registry=dict(STUDY.registry),
     log:
         "results/logs/demos/label/{demo}/{labeller}.log",
     benchmark:
         "results/benchmarks/demos/label/{demo}/{labeller}.tsv"
-    threads: STUDY.embed.get("threads", 2)
-    resources:
-        **model_resources(lambda wildcards: wildcards.labeller),
+    wildcard_constraints:
+        demo=alternation(SELECT_CHOICES),
+        labeller=alternation(get_labellers()),
     conda:
         "../envs/sentscale.yaml"
+    threads: MODEL_THREADS
+    resources:
+        **get_model_resources(get_labeller_name),
+    params:
+        labelled=get_self_labelled_spec,
+        embed=get_labeller_load_params,
+        registry=dict(STUDY.registry),
     script:
         "../scripts/label_candidates.py"
 
 
 rule select_demo:
     input:
-        model=provisioned,
-        candidates=self_labelled_tsv,
-        files=lambda wildcards: _select(wildcards.demo)["candidates"]["files"],
+        model=get_provisioned_model,
+        candidates=get_self_labelled_tsv,
+        files=get_candidate_files,
     output:
         selected="results/demos/{model}/{prompt}/{demo}/selected.json",
         ranking="results/demos/{model}/{prompt}/{demo}/ranking.tsv",
-    wildcard_constraints:
-        model=_alternation(STUDY.models),
-        demo=_alternation(SELECT_CHOICES),
-    params:
-        cell=select_params,
     log:
         "results/logs/demos/select/{model}/{prompt}/{demo}.log",
     benchmark:
         # wall time and memory of the whole selection: the cost of choosing the demo
         "results/benchmarks/demos/select/{model}/{prompt}/{demo}.tsv"
-    threads: STUDY.embed.get("threads", 2)
-    resources:
-        **model_resources(lambda wildcards: wildcards.model, select_scale),
+    wildcard_constraints:
+        model=alternation(STUDY.models),
+        demo=alternation(SELECT_CHOICES),
     conda:
         "../envs/sentscale.yaml"
+    threads: MODEL_THREADS
+    resources:
+        **get_model_resources(get_model_name, get_select_scale),
+    params:
+        cell=get_select_params,
     script:
         "../scripts/select_demo.py"
 
 
 rule demo_ranking:
     input:
-        lambda wildcards: [
-            f"results/demos/{c.path}/ranking.tsv"
-            for c in SELECT_CELLS
-            if (c.model, c.prompt) == (wildcards.model, wildcards.prompt)
-        ],
+        get_pair_rankings,
     output:
         "results/demos/{model}/{prompt}/ranking.tsv",
-    wildcard_constraints:
-        model=_alternation(STUDY.models),
-    params:
-        choices=lambda wildcards: [
-            c.demo
-            for c in SELECT_CELLS
-            if (c.model, c.prompt) == (wildcards.model, wildcards.prompt)
-        ],
     log:
         "results/logs/demos/ranking/{model}/{prompt}.log",
+    wildcard_constraints:
+        model=alternation(STUDY.models),
     conda:
         "../envs/sentscale.yaml"
+    params:
+        choices=get_pair_choices,
     script:
         "../scripts/demo_ranking.py"
 
 
 rule demo_plot:
     input:
-        selected=lambda wildcards: [
-            f"results/demos/{c.path}/selected.json" for c in _cells_of(wildcards)
-        ],
-        rankings=lambda wildcards: [
-            f"results/demos/{c.path}/ranking.tsv" for c in _cells_of(wildcards)
-        ],
+        selected=get_choice_selected,
+        rankings=get_choice_rankings,
     output:
         "results/demos/plots/{prompt}/{demo}.png",
-    wildcard_constraints:
-        demo=_alternation(SELECT_CHOICES),
     log:
         "results/logs/demos/plot/{prompt}/{demo}.log",
+    wildcard_constraints:
+        demo=alternation(SELECT_CHOICES),
     conda:
         "../envs/sentscale.yaml"
     script:
@@ -118,23 +102,17 @@ rule demo_plot:
 
 rule demo_summary:
     input:
-        selected=[f"results/demos/{c.path}/selected.json" for c in SELECT_CELLS],
-        scores=[
-            f"results/scores/{c.model}/{c.prompt}/{demo}/{task}.json"
-            for c in SELECT_CELLS
-            for demo in dict.fromkeys([c.demo, NO_DEMO_CHOICE])
-            if demo is not None
-            for task in STUDY.tasks
-        ],
+        selected=get_demo_summary_selected(),
+        scores=get_demo_summary_scores(),
     output:
         csv="results/demos/summary.csv",
         markdown="results/demos/summary.md",
-    params:
-        no_demo=NO_DEMO_CHOICE,
-        tasks=list(STUDY.tasks),
     log:
         "results/logs/demos/summary.log",
     conda:
         "../envs/sentscale.yaml"
+    params:
+        no_demo=NO_DEMO_CHOICE,
+        tasks=list(STUDY.tasks),
     script:
         "../scripts/demo_summary.py"

@@ -1,21 +1,24 @@
+# One job per cell: load the model once, embed every sentence the study's tasks score.
+
+
 rule embed:
     input:
-        model=provisioned,
-        demos_file=selected_demo_file,  # [] unless the cell's demo is chosen on STS-B dev
-        adapter=finetune_adapter,  # [] unless the cell is fine-tuned (demo `cse`)
+        model=get_provisioned_model,
+        demos_file=get_selected_demo_file,  # [] unless the cell's demo is chosen on STS-B dev
+        adapter=get_finetune_adapter,  # [] unless the cell is fine-tuned (demo `cse`)
     output:
         embeddings="results/embeddings/{model}/{prompt}/{demo}.npz",
         meta="results/embeddings/{model}/{prompt}/{demo}.json",
-    params:
-        cell=embed_params,
     log:
         "results/logs/embed/{model}/{prompt}/{demo}.log",
     benchmark:
         "results/benchmarks/embed/{model}/{prompt}/{demo}.tsv"
-    threads: STUDY.embed.get("threads", 2)
-    resources:
-        **model_resources(lambda wildcards: wildcards.model),
     conda:
         "../envs/sentscale.yaml"
+    threads: MODEL_THREADS
+    resources:
+        **get_model_resources(get_model_name),
+    params:
+        cell=get_embed_params,
     script:
         "../scripts/embed.py"

@@ -6,18 +6,18 @@ rule evaluate_sts:
         embeddings="results/embeddings/{model}/{prompt}/{demo}.npz",
     output:
         "results/scores/{model}/{prompt}/{demo}/{task}.json",
-    wildcard_constraints:
-        task=_alternation(STS_TASKS),
-    params:
-        evaluate=STUDY.evaluate,
     log:
         "results/logs/evaluate/{model}/{prompt}/{demo}/{task}.log",
+    wildcard_constraints:
+        task=alternation(STS_TASKS),
+    conda:
+        "../envs/sentscale.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../envs/sentscale.yaml"
+    params:
+        evaluate=STUDY.evaluate,
     script:
         "../scripts/evaluate.py"
 
@@ -27,19 +27,20 @@ rule evaluate_transfer:
         embeddings="results/embeddings/{model}/{prompt}/{demo}.npz",
     output:
         "results/scores/{model}/{prompt}/{demo}/{task}.json",
-    wildcard_constraints:
-        task=_alternation(TRANSFER_TASKS),
-    params:
-        evaluate=STUDY.evaluate,
     log:
         "results/logs/evaluate/{model}/{prompt}/{demo}/{task}.log",
     benchmark:
-        "results/benchmarks/evaluate/{model}/{prompt}/{demo}/{task}.tsv"
+        # common.smk: the transfer tasks' benchmarks (get_evaluate_benchmarks) feed `cost`
+        EVALUATE_BENCHMARK
+    wildcard_constraints:
+        task=alternation(TRANSFER_TASKS),
+    conda:
+        "../envs/sentscale.yaml"
     threads: 1
     resources:
         mem_mb=4000,
-        runtime=lambda wildcards: 240 if STUDY.evaluate.get("transfer_mode") == "paper" else 30,
-    conda:
-        "../envs/sentscale.yaml"
+        runtime=get_transfer_runtime,
+    params:
+        evaluate=STUDY.evaluate,
     script:
         "../scripts/evaluate.py"

@@ -5,30 +5,27 @@
 #   results/finetune/<model>/adapter/     the LoRA adapter (peft) + sentscale-finetune.json
 #   results/finetune/<model>/train.json   loss per step, dev Spearman per checkpoint, best step
 # The tuned model is then an ordinary cell (<model>, <finetune.prompt>, cse): the embed rule
-# applies the adapter (common.smk: finetune_adapter), evaluate/aggregate/track as any cell.
-
-
-include: "finetune_common.smk"
+# applies the adapter (common.smk: get_finetune_adapter), evaluate/aggregate/track as any cell.
 
 
 rule finetune:
     input:
-        model=provisioned,
+        model=get_provisioned_model,
     output:
         adapter=directory("results/finetune/{model}/adapter"),
         train="results/finetune/{model}/train.json",
-    wildcard_constraints:
-        model=_alternation(sorted(STUDY.finetune)),
-    params:
-        job=finetune_params,
     log:
         "results/logs/finetune/{model}.log",
     benchmark:
         "results/benchmarks/finetune/{model}.tsv"
-    threads: STUDY.embed.get("threads", 2)
-    resources:
-        **model_resources(lambda wildcards: wildcards.model, scale=finetune_scale),
+    wildcard_constraints:
+        model=alternation(sorted(STUDY.finetune)),
     conda:
         "../envs/sentscale.yaml"
+    threads: MODEL_THREADS
+    resources:
+        **get_model_resources(get_model_name, scale=get_finetune_scale),
+    params:
+        job=get_finetune_params,
     script:
         "../scripts/finetune.py"

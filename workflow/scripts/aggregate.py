@@ -6,20 +6,19 @@ from sentscale.logs import log_to
 
 FORMATS = ("csv", "markdown", "latex", "html")
 
-with log_to(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
-    output = snakemake.output  # noqa: F821
+with log_to(snakemake.log[0]):
+    output = snakemake.output
     out = {
-        name: {fmt: output[f"{name}_{fmt}"] for fmt in FORMATS}
-        for name in snakemake.params.tables  # noqa: F821
+        name: {fmt: output[f"{name}_{fmt}"] for fmt in FORMATS} for name in snakemake.params.tables
     }
     write_all_tables(
-        list(snakemake.input.scores),  # noqa: F821
-        tasks=snakemake.params.tasks,  # noqa: F821
+        list(snakemake.input.scores),
+        tasks=snakemake.params.tasks,
         out=out,
-        boot=Bootstrap.from_config(snakemake.params.bootstrap),  # noqa: F821
-        eol_prompts=snakemake.params.eol_prompts,  # noqa: F821
-        demo_kinds=snakemake.params.demo_kinds,  # noqa: F821
-        embed_meta=list(snakemake.input.meta),  # noqa: F821
-        embed_benchmarks=list(snakemake.input.embed_benchmarks),  # noqa: F821
-        evaluate_benchmarks=list(snakemake.input.evaluate_benchmarks),  # noqa: F821
+        boot=Bootstrap.from_config(snakemake.params.bootstrap),
+        eol_prompts=snakemake.params.eol_prompts,
+        demo_kinds=snakemake.params.demo_kinds,
+        embed_meta=list(snakemake.input.meta),
+        embed_benchmarks=list(snakemake.input.embed_benchmarks),
+        evaluate_benchmarks=list(snakemake.input.evaluate_benchmarks),
     )

@@ -3,13 +3,13 @@
 from sentscale.demos import plot_dev_scores
 from sentscale.logs import log_to
 
-with log_to(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
+with log_to(snakemake.log[0]):
     plot_dev_scores(
-        list(snakemake.input.selected),  # noqa: F821
-        list(snakemake.input.rankings),  # noqa: F821
-        snakemake.output[0],  # noqa: F821
+        list(snakemake.input.selected),
+        list(snakemake.input.rankings),
+        snakemake.output[0],
         title=(
-            f"prompt {snakemake.wildcards.prompt}, demos {snakemake.wildcards.demo}:\n"  # noqa: F821
+            f"prompt {snakemake.wildcards.prompt}, demos {snakemake.wildcards.demo}:\n"
             "STS-B dev score of every candidate demonstration"
         ),
     )

@@ -3,12 +3,12 @@
 from sentscale.cells import evaluate_cell_task
 from sentscale.logs import log_to
 
-with log_to(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
+with log_to(snakemake.log[0]):
     evaluate_cell_task(
-        snakemake.input.embeddings,  # noqa: F821
-        snakemake.wildcards.task,  # noqa: F821
-        data_dir=snakemake.config["data_dir"],  # noqa: F821
-        out_json=snakemake.output[0],  # noqa: F821
-        options=snakemake.params.evaluate,  # noqa: F821
-        cell={k: snakemake.wildcards[k] for k in ("model", "prompt", "demo")},  # noqa: F821
+        snakemake.input.embeddings,
+        snakemake.wildcards.task,
+        data_dir=snakemake.config["data_dir"],
+        out_json=snakemake.output[0],
+        options=snakemake.params.evaluate,
+        cell={k: snakemake.wildcards[k] for k in ("model", "prompt", "demo")},
     )

@@ -3,18 +3,18 @@
 from sentscale.logs import log_to
 from sentscale.plots import write_all_plots
 
-with log_to(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
-    output = snakemake.output  # noqa: F821
+with log_to(snakemake.log[0]):
+    output = snakemake.output
     write_all_plots(
-        sts_csv=snakemake.input.sts,  # noqa: F821
-        transfer_csv=snakemake.input.transfer,  # noqa: F821
-        cost_csv=snakemake.input.cost,  # noqa: F821
+        sts_csv=snakemake.input.sts,
+        transfer_csv=snakemake.input.transfer,
+        cost_csv=snakemake.input.cost,
         paper_csv=None,
-        tasks=snakemake.params.tasks,  # noqa: F821
-        rankings=list(snakemake.input.rankings),  # noqa: F821
-        params=snakemake.params.model_params,  # noqa: F821
+        tasks=snakemake.params.tasks,
+        rankings=list(snakemake.input.rankings),
+        params=snakemake.params.model_params,
         out={
             name: {"png": output[f"{name}_png"], "pdf": output[f"{name}_pdf"]}
-            for name in snakemake.params.figures  # noqa: F821
+            for name in snakemake.params.figures
         },
     )

@@ -3,6 +3,6 @@
 from sentscale import models, provision
 from sentscale.logs import log_to
 
-with log_to(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
-    models.load_registry(snakemake.params.registry)  # noqa: F821
-    provision.provision(snakemake.wildcards.model, snakemake.params.models_dir)  # noqa: F821
+with log_to(snakemake.log[0]):
+    models.load_registry(snakemake.params.registry)
+    provision.provision(snakemake.wildcards.model, snakemake.params.models_dir)

@@ -5,12 +5,12 @@ from pathlib import Path
 from sentscale.logs import log_to
 from sentscale.track import start_sweep
 
-with log_to(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
+with log_to(snakemake.log[0]):
     start_sweep(
-        study=snakemake.params.study,  # noqa: F821
-        settings=snakemake.params.sweep,  # noqa: F821
-        uri=snakemake.params.uri,  # noqa: F821
-        experiment=snakemake.params.experiment,  # noqa: F821
-        results_dir=Path(snakemake.output[0]).parents[1],  # noqa: F821 - results/tracking/..
-        out_json=snakemake.output[0],  # noqa: F821
+        study=snakemake.params.study,
+        settings=snakemake.params.sweep,
+        uri=snakemake.params.uri,
+        experiment=snakemake.params.experiment,
+        results_dir=Path(snakemake.output[0]).parents[1],  # results/tracking/..
+        out_json=snakemake.output[0],
     )

@@ -1,0 +1,177 @@
+"""Writing tables (CSV plus Markdown, LaTeX and HTML with CIs folded in) and the study's set."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from .. import io
+from .bootstrap import DEFAULT_BOOTSTRAP, Bootstrap, bootstrap_all
+from .cost import cost_table
+from .paper import gap_table, paper_results
+from .scores import format_params, load_scores, read_results, score_table
+from .tables import scale_table, sts_table, transfer_table
+
+
+def _ci_text(value: float, lo: float, hi: float) -> str:
+    if pd.isna(value):
+        return ""
+    if pd.isna(lo) or pd.isna(hi):
+        return f"{value:.2f}"
+    return f"{value:.2f} [{lo:.2f}, {hi:.2f}]"
+
+
+def with_ci_text(table: pd.DataFrame) -> pd.DataFrame:
+    """Fold ``<col> lo`` / ``<col> hi`` into ``<col>`` as '71.09 [65.20, 76.00]' for display."""
+    shown = table.copy()
+    for col in [c for c in table.columns if f"{c} lo" in table.columns]:
+        shown[col] = [
+            _ci_text(v, lo, hi)
+            for v, lo, hi in zip(table[col], table[f"{col} lo"], table[f"{col} hi"], strict=True)
+        ]
+        shown = shown.drop(columns=[f"{col} lo", f"{col} hi"])
+    return shown
+
+
+def _p_text(p: float) -> str:
+    if pd.isna(p):
+        return ""
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _display(table: pd.DataFrame) -> pd.DataFrame:
+    shown = with_ci_text(table)
+    if "p value" in shown.columns:
+        shown["p value"] = shown["p value"].map(_p_text)
+    for col in ("params", "params smaller", "params larger"):
+        if col in shown.columns:
+            shown[col] = shown[col].map(format_params)
+    for col in shown.columns:
+        if pd.api.types.is_float_dtype(shown[col]):
+            shown[col] = shown[col].map(lambda v: "" if pd.isna(v) else f"{v:.2f}")
+    return shown
+
+
+def write_table(
+    table: pd.DataFrame,
+    *,
+    csv: str | Path,
+    markdown: str | Path | None = None,
+    latex: str | Path | None = None,
+    html: str | Path | None = None,
+    caption: str = "",
+) -> None:
+    """CSV (numbers, CI columns separate) plus display formats with CIs folded in."""
+    io.atomic_write(csv, lambda tmp: table.to_csv(tmp, index=False))
+    shown = _display(table)
+    if markdown is not None:
+        text = (
+            shown.to_markdown(index=False, floatfmt=".2f", disable_numparse=True)
+            if len(shown)
+            else "| " + " | ".join(shown.columns) + " |\n\n(no rows)"
+        )
+        io.atomic_write(markdown, lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"))
+    if latex is not None:
+        tex = shown.to_latex(index=False, float_format="%.2f", escape=True, na_rep="--")
+        io.atomic_write(latex, lambda tmp: tmp.write_text(tex, encoding="utf-8"))
+    if html is not None:
+        body = shown.to_html(index=False, float_format="{:.2f}".format, na_rep="", border=0)
+        page = _HTML.format(title=caption, body=body if len(shown) else "<p>(no rows)</p>")
+        io.atomic_write(html, lambda tmp: tmp.write_text(page, encoding="utf-8"))
+
+
+_HTML = """<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>{title}</title>
+<style>
+body {{ font-family: sans-serif; font-size: 13px; }}
+table {{ border-collapse: collapse; }}
+th, td {{ padding: 3px 8px; border-bottom: 1px solid #ddd; text-align: right; }}
+th {{ background: #f3f3f3; }}
+</style></head>
+<body><p>{title}</p>
+{body}
+</body></html>
+"""
+
+
+def write_score_tables(
+    score_files: Iterable[str | Path],
+    *,
+    tasks: Sequence[str],
+    csv: str | Path,
+    markdown: str | Path,
+    latex: str | Path,
+    html: str | Path | None = None,
+) -> pd.DataFrame:
+    """The overview table (point estimates of every task, both averages)."""
+    table = score_table(load_scores(score_files), tasks)
+    write_table(
+        table,
+        csv=csv,
+        markdown=markdown,
+        latex=latex,
+        html=html,
+        caption="Scores (x100) per cell; STS: Spearman, transfer: accuracy",
+    )
+    return table
+
+
+def write_all_tables(
+    score_files: Sequence[str | Path],
+    *,
+    tasks: Sequence[str],
+    out: Mapping[str, Mapping[str, str | Path]],
+    boot: Bootstrap = DEFAULT_BOOTSTRAP,
+    eol_prompts: Sequence[str] = ("eol", "eol-paper-text"),
+    demo_kinds: Mapping[str, str] | None = None,
+    embed_meta: Iterable[str | Path] = (),
+    embed_benchmarks: Iterable[str | Path] = (),
+    evaluate_benchmarks: Iterable[str | Path] = (),
+    paper_csv: str | Path | None = None,
+) -> dict[str, pd.DataFrame]:
+    """Every table of the study. ``out``: table name (scores, sts, transfer, gap, scale, cost,
+    paper) -> {csv, markdown, latex, html} paths; a name missing from ``out`` is not written."""
+    results = read_results(score_files)
+    boots = bootstrap_all(results, boot)
+    sts = sts_table(results, tasks, boots, boot)
+    transfer = transfer_table(results, tasks)
+    paper = paper_results(paper_csv)
+    max_items = {
+        (r.get("protocol") or {}).get("max_items") for by in results.values() for r in by.values()
+    }
+    tables = {
+        "scores": score_table(load_scores(score_files), tasks),
+        "sts": sts,
+        "transfer": transfer,
+        "gap": gap_table(
+            sts,
+            transfer,
+            paper,
+            eol_prompts=eol_prompts,
+            demo_kinds=demo_kinds if demo_kinds is not None else {"none": "none"},
+            max_items=max(max_items - {None}, default=None),
+        ),
+        "scale": scale_table(results, tasks, boots, boot),
+        "cost": cost_table(
+            results,
+            embed_meta=embed_meta,
+            embed_benchmarks=embed_benchmarks,
+            evaluate_benchmarks=evaluate_benchmarks,
+        ),
+        "paper": paper,
+    }
+    ci = f"{boot.confidence:.0%} bootstrap CI, {boot.resamples} resamples, seed {boot.seed}"
+    captions = {
+        "scores": "Scores (x100) per cell; STS: Spearman, transfer: accuracy",
+        "sts": f"STS Spearman x100 per task and average [{ci}]",
+        "transfer": "Transfer accuracy (MRPC also F1) per task and average",
+        "gap": f"Ours vs the paper's reported figures, delta = ours - paper [{ci}]",
+        "scale": f"Does scale help? Adjacent sizes, paired bootstrap on the same pairs [{ci}]",
+        "cost": "Cost per cell: embedding throughput, wall time, peak memory",
+        "paper": "The paper's reported figures (reference, with sources)",
+    }
+    for name, paths in out.items():
+        write_table(tables[name], caption=captions[name], **paths)
+    return tables

@@ -1,0 +1,290 @@
+"""Selection on STS-B dev: score every candidate as the demonstration, keep the best.
+
+The model is loaded once per selection job and shared by the per-candidate
+:class:`~sentscale.embed.Embedder` objects; each candidate costs one pass over the STS-B dev
+sentences, plus one pass without a demonstration for the baseline.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import __version__, data, io, models, prompts
+from ..errors import DataError
+from .candidates import Candidate, gather_candidates
+from .guard import SELECTION_FILES, SELECTION_TASK, load_dev
+from .ranking import select_best, write_ranking
+
+log = logging.getLogger(__package__)
+
+#: Builds the encoder for one demonstration list (the same loaded model every time).
+EncoderFactory = Callable[[tuple[prompts.Demo, ...]], Callable[[list[str]], np.ndarray]]
+
+
+def embedder_factory(
+    model: Any,
+    tokenizer: Any,
+    variant: prompts.PromptVariant,
+    *,
+    name: str,
+    preprocess: bool = True,
+    batch_size: int = 16,
+    max_tokens: int | None = None,
+) -> EncoderFactory:
+    """One :class:`~sentscale.embed.Embedder` per demonstration around one loaded model."""
+    from ..embed import Embedder
+
+    def make(demos: tuple[prompts.Demo, ...]):
+        return Embedder(
+            model,
+            tokenizer,
+            variant,
+            demos,
+            preprocess=preprocess,
+            batch_size=batch_size,
+            max_tokens=max_tokens,
+            name=name,
+            progress=False,
+        ).encode
+
+    return make
+
+
+def score_candidates(
+    encoder_for: EncoderFactory,
+    candidates: Sequence[Candidate],
+    *,
+    data_dir: str | Path,
+    dev_max_items: int | None = None,
+    seed: int = 1111,
+    baseline: bool = True,
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """STS-B dev Spearman (x100) of every candidate prepended as the demonstration.
+
+    Returns (one row per candidate, in pool order; the no-demonstration baseline row or None).
+    Only STS-B dev is loaded (checked by :func:`load_dev` before anything is encoded).
+    """
+    from .. import evaluation
+
+    dev = load_dev(data_dir, dev_max_items, seed)
+    n_pairs = len(dev.splits["dev"])
+
+    def score(demos: tuple[prompts.Demo, ...]) -> tuple[float, float]:
+        started = time.perf_counter()
+        result = evaluation.evaluate(
+            encoder_for(demos), [SELECTION_TASK], data_dir, max_items=dev_max_items, seed=seed
+        )[SELECTION_TASK]
+        if result["n"] != n_pairs:  # evaluate() must score the very subsample checked above
+            raise DataError(f"selection scored {result['n']} pairs, expected {n_pairs}")
+        return float(result["score"]), time.perf_counter() - started
+
+    base = None
+    if baseline:
+        value, seconds = score(())
+        base = {"dev_spearman": value, "encode_s": round(seconds, 3), "n_pairs": n_pairs}
+        log.info("no demonstration: STS-B dev %.2f (%.1f s)", value, seconds)
+    rows = []
+    for i, cand in enumerate(candidates):
+        value, seconds = score((cand.demo,))
+        rows.append(
+            {
+                "candidate": i,
+                "sentence": cand.sentence,
+                "word": cand.word,
+                "source": cand.source,
+                "dev_spearman": value,
+                "n_pairs": n_pairs,
+                "encode_s": round(seconds, 3),
+            }
+        )
+        log.info(
+            "candidate %d/%d %r -> %r: STS-B dev %.2f (%.1f s)",
+            i + 1,
+            len(candidates),
+            cand.sentence,
+            cand.word,
+            value,
+            seconds,
+        )
+    return rows, base
+
+
+def select_demo_job(
+    cell: Mapping[str, Any],
+    *,
+    data_dir: str | Path,
+    models_dir: str | Path,
+    out_selected: str | Path,
+    out_ranking: str | Path,
+    self_labelled_tsv: str | Path | None = None,
+    threads: int | None = None,
+) -> dict[str, Any]:
+    """Workflow step: score the candidate pool of one select cell on STS-B dev, keep the best.
+
+    ``cell`` (the workflow's ``select_params``): model, prompt (variant dict), choice (demo
+    choice name), select (parsed spec), labeller, embed options, registry.
+    """
+    from .. import evaluation
+
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    models.load_registry(dict(cell.get("registry") or {}))
+    select = cell["select"]
+    options = dict(cell.get("embed") or {})
+    variant = prompts.PromptVariant(**cell["prompt"])
+    candidates, n_pooled = gather_candidates(
+        select, self_labelled_tsv=self_labelled_tsv, labeller=cell.get("labeller")
+    )
+    log.info("%d candidates (pool of %d) for %s", len(candidates), n_pooled, cell["model"])
+
+    factory, load_s = _load_factory(cell["model"], variant, options, models_dir)
+    started = time.perf_counter()
+    rows, base = score_candidates(
+        factory,
+        candidates,
+        data_dir=data_dir,
+        dev_max_items=select["dev_max_items"],
+        seed=select["seed"],
+    )
+    score_s = time.perf_counter() - started
+    best = select_best(rows)
+    write_ranking(out_ranking, rows)
+
+    dev = load_dev(data_dir, select["dev_max_items"], select["seed"])
+    n_sentences = len(evaluation.sentences_to_encode(dev))
+    record = _selection_record(
+        cell,
+        variant,
+        options,
+        candidates,
+        n_pooled,
+        rows,
+        best,
+        base,
+        dev=dev,
+        data_dir=data_dir,
+        n_sentences=n_sentences,
+        load_s=load_s,
+        score_s=score_s,
+    )
+    io.write_json(out_selected, record)
+    log.info(
+        "chosen for %s/%s: %r -> %r (dev %.2f, no demo %s)",
+        cell["model"],
+        variant.name,
+        best["sentence"],
+        best["word"],
+        best["dev_spearman"],
+        f"{base['dev_spearman']:.2f}" if base else "n/a",
+    )
+    return record
+
+
+def _load_factory(
+    model_name: str,
+    variant: prompts.PromptVariant,
+    options: Mapping[str, Any],
+    models_dir: str | Path,
+) -> tuple[EncoderFactory, float]:
+    """The selection model, loaded once, as an encoder factory; and its load time (s)."""
+    started = time.perf_counter()
+    model, tokenizer = models.load_causal_lm(
+        model_name,
+        models_dir=models_dir,
+        dtype=options.get("dtype", "float32"),
+        device=options.get("device", "auto"),
+        quantization=options.get("quantization"),
+    )
+    load_s = time.perf_counter() - started
+    factory = embedder_factory(
+        model,
+        tokenizer,
+        variant,
+        name=model_name,
+        preprocess=options.get("preprocess", True),
+        batch_size=options.get("batch_size", 16),
+        max_tokens=options.get("max_tokens"),
+    )
+    return factory, load_s
+
+
+def _selection_record(
+    cell: Mapping[str, Any],
+    variant: prompts.PromptVariant,
+    options: Mapping[str, Any],
+    candidates: Sequence[Candidate],
+    n_pooled: int,
+    rows: Sequence[Mapping[str, Any]],
+    best: Mapping[str, Any],
+    base: Mapping[str, Any] | None,
+    *,
+    dev: data.TaskData,
+    data_dir: str | Path,
+    n_sentences: int,
+    load_s: float,
+    score_s: float,
+) -> dict[str, Any]:
+    """The selection job's ``selected.json``: the chosen demo, its gain, the spread of every
+    candidate's score, provenance and cost."""
+    select = cell["select"]
+    scores = np.array([r["dev_spearman"] for r in rows], dtype=float)
+    return {
+        "model": cell["model"],
+        "prompt": variant.name,
+        "choice": cell.get("choice"),
+        "task": SELECTION_TASK,
+        "demo": {"sentence": best["sentence"], "word": best["word"]},
+        "source": best["source"],
+        "candidate": best["candidate"],
+        "dev_spearman": best["dev_spearman"],
+        "no_demo_dev_spearman": base["dev_spearman"] if base else None,
+        "dev_gain": best["dev_spearman"] - base["dev_spearman"] if base else None,
+        "dev_scores": {
+            "min": float(np.nanmin(scores)),
+            "median": float(np.nanmedian(scores)),
+            "max": float(np.nanmax(scores)),
+            "std": float(np.nanstd(scores)),
+        },
+        "n_candidates": len(candidates),
+        "n_pooled": n_pooled,
+        "sources": {
+            s: sum(r["source"] == s for r in rows) for s in dict.fromkeys(r["source"] for r in rows)
+        },
+        "labeller": cell.get("labeller"),
+        "select": dict(select),
+        "prompt_spec": variant.to_dict(),
+        "embed": options,
+        "data_files": list(SELECTION_FILES),
+        "data_fingerprint": data.task_fingerprint(SELECTION_TASK, data_dir),
+        "dev_pairs": len(dev.splits["dev"]),
+        "cost": {
+            # one pass over the dev sentences per candidate, plus the no-demo baseline
+            "passes": len(candidates) + (1 if base else 0),
+            "dev_sentences_per_pass": n_sentences,
+            "sentences_embedded": n_sentences * (len(candidates) + (1 if base else 0)),
+            "load_s": round(load_s, 3),
+            "score_s": round(score_s, 3),
+            "seconds_per_candidate": round(score_s / max(1, len(rows) + bool(base)), 3),
+        },
+        "sentscale_version": __version__,
+        "host": platform.node(),
+    }
+
+
+def read_selected(path: str | Path) -> tuple[prompts.Demo, ...]:
+    """The demonstration a selection job chose (``selected.json``), as a one-demo tuple."""
+    record = io.read_json(path)
+    try:
+        demo = record["demo"]
+        return (prompts.Demo(demo["sentence"], demo["word"]),)
+    except (KeyError, TypeError):
+        raise DataError(f"{path}: not a selection record (no demo sentence/word)") from None

@@ -1,0 +1,97 @@
+"""The workflow's ``finetune`` job: load, train, write the adapter and the training log."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .. import __version__, io, models, prompts
+from ..runtime import module_versions, peak_rss_mb
+from .model import load_base
+from .recipe import resolve_recipe
+from .trainer import Trainer
+from .triplets import load_triplets
+
+log = logging.getLogger(__package__)
+
+#: Whose versions the training log records (imported: the versions the job ran with).
+RECORDED_MODULES = ("torch", "transformers", "peft")
+
+
+def finetune_model(
+    job: Mapping[str, Any],
+    *,
+    triplets_path: str | Path,
+    data_dir: str | Path,
+    models_dir: str | Path,
+    out_adapter: str | Path,
+    out_log: str | Path,
+    threads: int | None = None,
+) -> dict[str, Any]:
+    """The workflow's ``finetune`` job: train ``job["model"]`` with ``job["recipe"]``.
+
+    ``job`` is the rule's params: model, prompt (variant dict), recipe (resolved), embed
+    options (device, batch_size, preprocess), evaluate seed (of the dev subsample), registry."""
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    models.load_registry(job.get("registry") or {})
+    recipe = resolve_recipe(job["recipe"], job["model"])
+    embed = dict(job.get("embed") or {})
+    variant = prompts.PromptVariant(**job["prompt"])
+    preprocess = embed.get("preprocess", True)
+    triplets = load_triplets(triplets_path)
+    log.info("%s: %d triplets (sha256 %s)", triplets.path, len(triplets), triplets.sha256[:12])
+    t_load = time.perf_counter()
+    model, tokenizer = load_base(
+        job["model"], models_dir=models_dir, recipe=recipe, device=embed.get("device", "auto")
+    )
+    load_s = time.perf_counter() - t_load
+    trainer = Trainer(
+        model,
+        tokenizer,
+        recipe,
+        variant=variant,
+        preprocess=preprocess,
+        eval_batch_size=embed.get("batch_size", 64),
+        name=job["model"],
+    )
+    record = {
+        "model": job["model"],
+        "prompt": variant.to_dict(),
+        "preprocess": preprocess,
+        "recipe": recipe,
+        "triplets_sha256": triplets.sha256,
+    }
+    result = trainer.train(
+        triplets,
+        data_dir=data_dir,
+        out_adapter=out_adapter,
+        dev_seed=job.get("dev_seed", 1111),
+        record=record,
+    )
+
+    summary = {
+        **record,
+        **result,
+        "triplets_file": Path(triplets.path).name,
+        "device": str(trainer.embedder.device),
+        "load_s": round(load_s, 3),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "versions": {"sentscale": __version__, **module_versions(RECORDED_MODULES)},
+    }
+    first, last = result["loss"][0]["loss"], result["loss"][-1]["loss"]
+    log.info(
+        "done: loss %.4f -> %.4f, STS-B dev %.2f -> best %.2f at step %d",
+        first,
+        last,
+        result["dev_before"],
+        result["best_dev_spearman"],
+        result["best_step"],
+    )
+    io.write_json(out_log, summary)
+    return summary

@@ -1,0 +1,76 @@
+"""The model side of fine-tuning: the base model as trained (QLoRA on CUDA, LoRA on CPU) and
+its trainable LoRA wrapper."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .. import models
+from ..errors import ConfigError
+
+
+def lora_config(recipe: Mapping[str, Any]):
+    """LoRA on every linear layer except the output layer (peft's ``all-linear``)."""
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=recipe["lora_r"],
+        lora_alpha=recipe["lora_alpha"],
+        lora_dropout=recipe["lora_dropout"],
+        target_modules="all-linear",
+        bias="none",
+    )
+
+
+def check_quantization(quantization: str | None, device: str) -> None:
+    """QLoRA needs CUDA and bitsandbytes; anything else is a ConfigError before loading."""
+    if quantization is None:
+        return
+    if not device.startswith("cuda"):
+        raise ConfigError(
+            f"finetune.quantization {quantization!r} (QLoRA) needs a CUDA GPU, but the device "
+            f"is {device!r}; set finetune.quantization: null for plain LoRA on CPU"
+        )
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise ConfigError(
+            f"finetune.quantization {quantization!r} (QLoRA) needs bitsandbytes: pip install "
+            "bitsandbytes (GPU only), or set finetune.quantization: null"
+        )
+
+
+def load_base(
+    name: str, *, models_dir: str | Path, recipe: Mapping[str, Any], device: str = "auto"
+):
+    """``(model, tokenizer)`` loaded as the embedder loads them; 4-bit NF4 + double
+    quantisation when the recipe asks for QLoRA (CUDA only)."""
+    device = models.resolve_device(device)
+    quantization = recipe["quantization"]
+    check_quantization(quantization, device)
+    options = None
+    if quantization == "4bit":
+        options = {"bnb_4bit_quant_type": "nf4", "bnb_4bit_use_double_quant": True}
+    model, tokenizer = models.load_causal_lm(
+        name,
+        models_dir=models_dir,
+        dtype=recipe["dtype"],
+        device=device,
+        quantization=quantization,
+        quantization_options=options,
+    )
+    return model, tokenizer
+
+
+def add_lora(model, recipe: Mapping[str, Any]):
+    """Wrap ``model`` (a causal LM) in a trainable peft model; returns the PeftModel."""
+    from peft import get_peft_model, prepare_model_for_kbit_training
+
+    checkpointing = recipe["gradient_checkpointing"]
+    if recipe["quantization"] is not None:
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=checkpointing)
+    elif checkpointing:
+        model.gradient_checkpointing_enable()
+        model.enable_input_require_grads()
+    return get_peft_model(model, lora_config(recipe))

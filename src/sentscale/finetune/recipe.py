@@ -1,0 +1,130 @@
+"""The fine-tuning recipe: the paper's defaults, a study's overrides, checks and step counts."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from .. import models
+from ..errors import ConfigError
+
+#: Rows of nli_for_simcse.csv, for runtime estimates when the data size is not known.
+NLI_FOR_SIMCSE_ROWS = 275_601
+
+#: The paper's recipe. ``batch_size`` is the effective batch (optimiser step); the loss and
+#: its in-batch negatives are computed per ``micro_batch_size`` triplets (gradient accumulation).
+RECIPE_DEFAULTS: dict[str, Any] = {
+    "lora_r": 64,
+    "lora_alpha": 16,
+    "lora_dropout": 0.05,
+    "temperature": 0.05,
+    "max_length": 32,
+    "epochs": 1,
+    "max_steps": None,
+    "learning_rate": 5e-4,
+    "warmup_steps": 100,
+    "weight_decay": 0.0,
+    "max_grad_norm": 1.0,
+    "batch_size": 256,
+    "micro_batch_size": 64,
+    "seed": 42,
+    "eval_steps": 50,
+    "dev_max_items": None,
+    "quantization": "4bit",
+    "dtype": "bfloat16",
+    "gradient_checkpointing": False,
+}
+_POSITIVE_INT = ("lora_r", "max_length", "epochs", "batch_size", "micro_batch_size", "eval_steps")
+_OPTIONAL_POSITIVE_INT = ("max_steps", "dev_max_items")
+_NON_NEGATIVE_INT = ("warmup_steps",)
+_POSITIVE_NUMBER = ("lora_alpha", "temperature", "learning_rate", "max_grad_norm")
+_UNIT_INTERVAL = ("lora_dropout",)
+_CHOICES = {"quantization": (None, "4bit"), "dtype": models.DTYPES}
+
+
+# ------------------------------------------------------------------------------ the recipe
+
+
+def resolve_recipe(
+    block: Mapping[str, Any] | None, model: str, where: str = "finetune"
+) -> dict[str, Any]:
+    """The recipe for ``model``: defaults < the block's top-level keys < ``models.<model>``.
+
+    ``block`` is the config's ``finetune`` mapping (keys of :data:`RECIPE_DEFAULTS` plus
+    ``data``, ``prompt``, ``models``). Raises :class:`ConfigError` naming every bad key."""
+    block = dict(block or {})
+    override = (block.get("models") or {}).get(model) or {}
+    recipe = dict(RECIPE_DEFAULTS)
+    problems = []
+    for source, values in ((where, block), (f"{where}.models.{model}", override)):
+        for key, value in values.items():
+            if key in RECIPE_DEFAULTS:
+                recipe[key] = value
+            elif source != where or key not in ("data", "prompt", "models"):
+                problems.append(f"{source}.{key}: unknown key (allowed: {sorted(RECIPE_DEFAULTS)})")
+    problems += _check_recipe(recipe, f"{where} ({model})")
+    if problems:
+        raise ConfigError("; ".join(problems))
+    return {key: recipe[key] for key in sorted(recipe)}
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_recipe(recipe: Mapping[str, Any], where: str) -> list[str]:
+    bad = []
+
+    def fail(key: str, expected: str) -> None:
+        bad.append(f"{where}.{key} must be {expected}, got {recipe[key]!r}")
+
+    for key in _POSITIVE_INT:
+        if not (_is_int(recipe[key]) and recipe[key] >= 1):
+            fail(key, "a positive integer")
+    for key in _OPTIONAL_POSITIVE_INT:
+        if recipe[key] is not None and not (_is_int(recipe[key]) and recipe[key] >= 1):
+            fail(key, "a positive integer or null")
+    for key in _NON_NEGATIVE_INT:
+        if not (_is_int(recipe[key]) and recipe[key] >= 0):
+            fail(key, "an integer >= 0")
+    for key in _POSITIVE_NUMBER:
+        value = recipe[key]
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+            fail(key, "a positive number")
+    for key in _UNIT_INTERVAL:
+        value = recipe[key]
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
+            fail(key, "a number in [0, 1)")
+    if not isinstance(recipe["weight_decay"], int | float) or recipe["weight_decay"] < 0:
+        fail("weight_decay", "a number >= 0")
+    if not _is_int(recipe["seed"]):
+        fail("seed", "an integer")
+    for key, allowed in _CHOICES.items():
+        if recipe[key] not in allowed:
+            fail(key, f"one of {list(allowed)}")
+    if not isinstance(recipe["gradient_checkpointing"], bool):
+        fail("gradient_checkpointing", "true or false")
+    batch, micro = recipe["batch_size"], recipe["micro_batch_size"]
+    if _is_int(batch) and _is_int(micro) and micro >= 1 and batch % micro:
+        bad.append(
+            f"{where}: batch_size ({batch}) must be a multiple of micro_batch_size ({micro}); "
+            "the effective batch is reached by accumulating whole micro-batches"
+        )
+    return bad
+
+
+def planned_steps(n_rows: int, recipe: Mapping[str, Any]) -> int:
+    """Optimiser steps: ``max_steps`` if set, else whole batches over ``epochs`` epochs."""
+    if recipe.get("max_steps"):
+        return int(recipe["max_steps"])
+    return (n_rows // recipe["batch_size"]) * recipe["epochs"]
+
+
+def runtime_scale(recipe: Mapping[str, Any], n_rows: int = NLI_FOR_SIMCSE_ROWS) -> int:
+    """A fine-tuning job's runtime in embed-job runtimes (~200k sentences forward each):
+    three sentences per triplet, forward + backward (~3 forwards), plus the dev passes."""
+    steps = planned_steps(n_rows, recipe)
+    evals = steps // recipe["eval_steps"] + 2
+    sentences = 3 * 3 * steps * recipe["batch_size"] + evals * 2 * (recipe["dev_max_items"] or 1500)
+    return max(1, math.ceil(sentences / 200_000))

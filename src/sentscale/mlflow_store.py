@@ -1,0 +1,258 @@
+"""The MLflow store under the tracking view: URIs, the client, idempotent runs, syncing.
+
+Stores (:func:`resolve_uri`): ``tracking.uri`` from the config, else ``MLFLOW_TRACKING_URI``,
+else an embedded sqlite database inside the output folder (``results/mlflow.db``, an absolute
+``sqlite:////...`` URI). Every run carries a deterministic key (:data:`KEY_TAG`, :func:`run_key`)
+so a rerun finds and updates it (:func:`get_or_create_run`, :func:`sync_run`). mlflow itself is
+imported inside the functions that talk to it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import random
+import socket
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from .errors import SentscaleError
+
+log = logging.getLogger("sentscale.track")  # the tracking view's logger, as before the split
+
+DEFAULT_DB = "mlflow.db"
+ARTIFACT_DIR = "mlflow-artifacts"
+KEY_TAG = "sentscale.run_key"
+ROLE_TAG = "sentscale.role"
+CHANGED_TAG = "sentscale.params_changed"
+PARENT_TAG = "mlflow.parentRunId"
+MAX_PARAM_CHARS = 6000
+
+T = TypeVar("T")
+
+
+class TrackingError(SentscaleError):
+    """The tracking store or a run it should hold is not usable."""
+
+
+# ------------------------------------------------------------------------------- the store
+
+
+def default_uri(results_dir: str | Path = "results") -> str:
+    """``sqlite:////abs/results/mlflow.db``: explicit, never relative to a job's CWD."""
+    return "sqlite:///" + (Path(results_dir).resolve() / DEFAULT_DB).as_posix()
+
+
+def resolve_uri(uri: str | None = None, results_dir: str | Path = "results") -> str:
+    """Config ``tracking.uri`` > ``MLFLOW_TRACKING_URI`` > the sqlite default."""
+    resolved = uri or os.environ.get("MLFLOW_TRACKING_URI") or default_uri(results_dir)
+    check_uri(resolved)
+    return resolved
+
+
+def check_uri(uri: str | None) -> None:
+    """TrackingError if ``uri`` carries credentials (``user:password@host``).
+
+    A URI travels into Snakemake params, ``parent.json`` and logs; credentials belong in the
+    environment variables MLflow reads itself (``MLFLOW_TRACKING_USERNAME`` /
+    ``MLFLOW_TRACKING_PASSWORD`` or ``MLFLOW_TRACKING_TOKEN``), which sentscale never records.
+    """
+    if not uri or "://" not in uri:
+        return
+    parts = urlsplit(uri)
+    if parts.username is not None or parts.password is not None:
+        shown = parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[-1]).geturl()
+        raise TrackingError(
+            f"tracking URI {shown} carries credentials; expected a URI without "
+            "'user:password@' - set MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD (or "
+            "MLFLOW_TRACKING_TOKEN) instead, so they stay out of params, logs and result files"
+        )
+
+
+def check_reachable(uri: str, timeout: float = 10.0) -> None:
+    """TrackingError at once when an HTTP(S) tracking server does not accept connections
+    (MLflow's own client would retry for minutes before failing)."""
+    from urllib.request import getproxies, proxy_bypass
+
+    parts = urlsplit(uri)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return
+    if parts.scheme in getproxies() and not proxy_bypass(parts.hostname):
+        return  # reached through a proxy: a direct connection proves nothing
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname, port), timeout=timeout):
+            pass
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        raise TrackingError(
+            f"MLflow tracking server {uri} is unreachable ({reason}); expected a running "
+            "`mlflow server` at that address (tracking.uri or MLFLOW_TRACKING_URI). The score "
+            "files do not depend on tracking: start the server, then rerun only the tracking "
+            "step with `snakemake --allowed-rules mlflow_parent track_cell` (same --configfile "
+            "and --config as the study)"
+        ) from None
+
+
+def is_local_store(uri: str) -> bool:
+    """sqlite or file stores: written by this machine's processes, no server in between."""
+    return uri.startswith(("sqlite:", "file:")) or "://" not in uri
+
+
+def _retry(call: Callable[[], T], what: str, attempts: int = 8) -> T:
+    """Retry ``call`` while sqlite reports a lock (concurrent writers on one database file)."""
+    for attempt in range(attempts):
+        try:
+            return call()
+        except Exception as err:  # noqa: BLE001 - MlflowException or sqlalchemy errors
+            text = str(err).lower()
+            busy = "locked" in text or "busy" in text
+            if not busy or attempt == attempts - 1:
+                raise
+            pause = min(10.0, 0.5 * 2**attempt) * (0.5 + random.random())
+            log.warning("%s: store busy (%s); retrying in %.1f s", what, err, pause)
+            time.sleep(pause)
+    raise AssertionError("unreachable")
+
+
+def client_for(uri: str):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def ensure_experiment(client, name: str, artifact_location: str | None = None) -> str:
+    """The experiment's id, created (or restored from the trash) when needed."""
+    from mlflow.entities import LifecycleStage
+
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        return _retry(
+            lambda: client.create_experiment(name, artifact_location=artifact_location),
+            "create experiment",
+        )
+    if experiment.lifecycle_stage == LifecycleStage.DELETED:
+        client.restore_experiment(experiment.experiment_id)
+    return experiment.experiment_id
+
+
+def run_key(settings: Mapping[str, Any]) -> str:
+    """Deterministic key of a run: sha256 of the canonical JSON of its settings (24 hex)."""
+    text = json.dumps(settings, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
+
+
+def _runs_with_key(client, experiment_id: str, key: str) -> list:
+    """Active runs tagged with ``key``, oldest first."""
+    return _retry(
+        lambda: client.search_runs(
+            [experiment_id],
+            filter_string=f"tags.`{KEY_TAG}` = '{key}'",
+            order_by=["attributes.start_time ASC"],
+            max_results=10,
+        ),
+        "search runs",
+    )
+
+
+def find_run(client, experiment_id: str, key: str):
+    """The active run tagged with ``key``, or None (the oldest if several)."""
+    runs = _runs_with_key(client, experiment_id, key)
+    if len(runs) > 1:
+        oldest = runs[0].info.run_id
+        log.warning("%d runs carry key %s; using the oldest, %s", len(runs), key, oldest)
+    return runs[0] if runs else None
+
+
+def get_or_create_run(client, experiment_id: str, key: str, name: str, tags: Mapping[str, str]):
+    """(run, created): the run with ``key`` or a new one named ``name``."""
+    run = find_run(client, experiment_id, key)
+    if run is not None:
+        return run, False
+    created = _retry(
+        lambda: client.create_run(experiment_id, run_name=name, tags={**tags, KEY_TAG: key}),
+        "create run",
+    )
+    # A create request the HTTP client retried (server slow or busy) can leave two runs with
+    # one key: keep the oldest, as every concurrent caller will, and delete the others.
+    runs = _runs_with_key(client, experiment_id, key)
+    if not runs:
+        return created, True
+    keep = min(runs, key=lambda r: (r.info.start_time, r.info.run_id))
+    for extra in runs:
+        if extra.info.run_id != keep.info.run_id:
+            log.warning("run %s duplicates key %s; deleting it", extra.info.run_id, key)
+            _retry(lambda rid=extra.info.run_id: client.delete_run(rid), "delete run")
+    return keep, keep.info.run_id == created.info.run_id
+
+
+def flatten(settings: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Nested settings as MLflow params: ``{"embed": {"dtype": x}}`` -> ``embed.dtype``."""
+    out: dict[str, str] = {}
+    for key, value in settings.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = _param_text(value)
+    return out
+
+
+def _param_text(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+    if len(text) > MAX_PARAM_CHARS:
+        digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+        text = text[: MAX_PARAM_CHARS - 40] + f"... [sha256 {digest}]"
+    return text
+
+
+def sync_run(
+    client,
+    run,
+    *,
+    params: Mapping[str, str],
+    tags: Mapping[str, str],
+    metrics: Mapping[str, float],
+) -> dict[str, list[str]]:
+    """Bring ``run`` up to date: log params it lacks, set tags, log metrics whose value changed.
+
+    Returns what was written (``params``, ``metrics``) and which params differ from the values
+    logged before (``changed``; MLflow params are immutable, the tag holds the current value).
+    """
+    from mlflow.entities import Metric, Param, RunTag
+
+    run_id = run.info.run_id
+    old_params, old_metrics = run.data.params, run.data.metrics
+    new_params = {k: v for k, v in params.items() if k not in old_params}
+    changed = sorted(k for k, v in params.items() if k in old_params and old_params[k] != v)
+    if changed:
+        log.warning("run %s: params changed since first logged: %s", run_id, changed)
+    new_tags = dict(tags)
+    if changed or CHANGED_TAG in run.data.tags:
+        new_tags[CHANGED_TAG] = ",".join(changed)
+    now = int(time.time() * 1000)
+    new_metrics = {
+        k: float(v)
+        for k, v in metrics.items()
+        if v is not None
+        and math.isfinite(v)
+        and not (k in old_metrics and math.isclose(old_metrics[k], v, rel_tol=0, abs_tol=1e-12))
+    }
+    param_items = [Param(k, v) for k, v in sorted(new_params.items())]
+    tag_items = [RunTag(k, str(v)) for k, v in sorted(new_tags.items())]
+    metric_items = [Metric(k, v, now, 0) for k, v in sorted(new_metrics.items())]
+    # log_batch takes at most 100 params / 1000 entries per call
+    for start in range(0, max(len(param_items), len(tag_items), len(metric_items)), 100):
+        batch = dict(
+            params=param_items[start : start + 100],
+            tags=tag_items[start : start + 100],
+            metrics=metric_items[start : start + 100],
+        )
+        _retry(lambda b=batch: client.log_batch(run_id, **b), "log batch")
+    return {"params": sorted(new_params), "metrics": sorted(new_metrics), "changed": changed}
