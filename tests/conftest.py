@@ -39,11 +39,13 @@ REAL_TEST_MODELS = ("minilm-l6", "smollm2-135m")
 @pytest.fixture(scope="session")
 def models_dir() -> Path:
     """Real provisioned models. Provisioning is idempotent: a no-op once done (~0.2 s)."""
+    from sentscale.models import Registry
     from sentscale.provision import provision
 
     path = Path(os.environ.get("SENTSCALE_MODELS_DIR", DEFAULT_MODELS_DIR))
+    registry = Registry.load()
     for name in REAL_TEST_MODELS:
-        provision(name, path)
+        provision(registry[name], path)
     return path
 
 

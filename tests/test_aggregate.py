@@ -13,8 +13,14 @@ from scipy.stats import spearmanr
 
 from sentscale import aggregate, data, io, plots, sts
 from sentscale.aggregate import STS_AVG, TRANSFER_AVG, Bootstrap
+from sentscale.errors import ModelError
+from sentscale.models import Registry
 
 BOOT = Bootstrap(resamples=1000, confidence=0.95, seed=7)
+#: model -> parameter count, as the workflow passes it from the study's registry
+SIZES = {
+    name: Registry.load()[name].params for name in ("minilm-l6", "opt-125m", "opt-350m", "opt-1.3b")
+}
 N_PAIRS = 400
 
 
@@ -27,7 +33,7 @@ def noisy(gold: np.ndarray, noise: float, seed: int) -> np.ndarray:
 
 
 def sts_result(task: str, system: np.ndarray, gold: np.ndarray, cell) -> dict:
-    """A score file as ``sentscale.sts.score_task`` + ``cells.evaluate_cell_task`` write it."""
+    """A score file as ``sentscale.sts.score_task`` + ``cells.evaluate_job`` write it."""
     figures = sts.correlations(system, gold)
     return {
         "task": task,
@@ -101,8 +107,8 @@ def test_tables_one_row_per_cell_sorted_by_size(study, tmp_path):
         name: {fmt: tmp_path / f"{name}.{ext}" for fmt, ext in aggregate_formats().items()}
         for name in ("scores", "sts", "transfer", "scale", "gap", "cost", "paper")
     }
-    tables = aggregate.write_all_tables(
-        study["files"], tasks=TASKS, out=out, boot=BOOT, demo_kinds=DEMO_KINDS
+    tables = aggregate.aggregate_job(
+        study["files"], tasks=TASKS, sizes=SIZES, out=out, boot=BOOT, demo_kinds=DEMO_KINDS
     )
     sts_table = pd.read_csv(tmp_path / "sts.csv")
     assert list(sts_table["model"]) == [
@@ -180,7 +186,7 @@ def test_paired_bootstrap_detects_a_real_difference_and_not_a_null_one():
 def test_scale_table_compares_adjacent_sizes_on_the_same_pairs(study):
     results = aggregate.read_results(study["files"])
     boots = aggregate.bootstrap_all(results, BOOT)
-    table = aggregate.scale_table(results, TASKS, boots, BOOT)
+    table = aggregate.scale_table(results, TASKS, boots, BOOT, sizes=SIZES)
     assert set(table["task"]) == {"STSBenchmark", "STS16", STS_AVG}
     assert "minilm-l6" not in set(table["smaller"]) | set(table["larger"])
     first = table[(table["demo"] == "none") & (table["smaller"] == "opt-125m")]
@@ -201,7 +207,7 @@ def test_cells_on_different_pairs_are_not_compared(study, tmp_path):
     small = results[("opt-125m", "eol", "none")]["STSBenchmark"]
     small["pairs"]["gold"] = small["pairs"]["gold"][::-1]  # other pairs
     boots = aggregate.bootstrap_all(results, BOOT)
-    table = aggregate.scale_table(results, ["STSBenchmark"], boots, BOOT)
+    table = aggregate.scale_table(results, ["STSBenchmark"], boots, BOOT, sizes=SIZES)
     row = table[(table["smaller"] == "opt-125m") & (table["demo"] == "none")].iloc[0]
     assert row["verdict"].startswith("n/a") and math.isnan(row["delta lo"])
 
@@ -209,8 +215,8 @@ def test_cells_on_different_pairs_are_not_compared(study, tmp_path):
 def test_gap_table_shows_ours_theirs_and_the_delta(study):
     results = aggregate.read_results(study["files"])
     boots = aggregate.bootstrap_all(results, BOOT)
-    sts_table = aggregate.sts_table(results, TASKS, boots, BOOT)
-    transfer = aggregate.transfer_table(results, TASKS)
+    sts_table = aggregate.sts_table(results, TASKS, boots, BOOT, sizes=SIZES)
+    transfer = aggregate.transfer_table(results, TASKS, sizes=SIZES)
     paper = aggregate.paper_results()
     gap = aggregate.gap_table(
         sts_table, transfer, paper, eol_prompts=["eol"], demo_kinds=DEMO_KINDS
@@ -290,7 +296,11 @@ def test_cost_table_reads_benchmarks_and_metadata(study, tmp_path):
     scoring.parent.mkdir(parents=True)
     scoring.write_text("s\th:m:s\tmax_rss\n3.5\t0:00:03\t500\n")
     cost = aggregate.cost_table(
-        results, embed_meta=[meta], embed_benchmarks=[bench], evaluate_benchmarks=[scoring]
+        results,
+        embed_meta=[meta],
+        embed_benchmarks=[bench],
+        evaluate_benchmarks=[scoring],
+        sizes=SIZES,
     )
     row = cost.set_index(["model", "prompt", "demo"]).loc[("opt-125m", "eol", "none")]
     assert row["sentences/s"] == 17.5 and row["embed peak MB"] == 1165.11
@@ -303,8 +313,8 @@ def test_plots_are_written_for_every_figure(study, tmp_path):
         name: {fmt: tmp_path / "tables" / f"{name}.{fmt}" for fmt in ("csv",)}
         for name in ("sts", "transfer", "cost")
     }
-    aggregate.write_all_tables(
-        study["files"], tasks=TASKS, out=out, boot=BOOT, demo_kinds=DEMO_KINDS
+    aggregate.aggregate_job(
+        study["files"], tasks=TASKS, sizes=SIZES, out=out, boot=BOOT, demo_kinds=DEMO_KINDS
     )
     ranking = tmp_path / "demos" / "opt-125m" / "eol" / "ranking.tsv"
     ranking.parent.mkdir(parents=True)
@@ -320,14 +330,14 @@ def test_plots_are_written_for_every_figure(study, tmp_path):
         cost_csv=out["cost"]["csv"],
         paper_csv=None,
         tasks=TASKS,
-        params={"opt-125m": 125_000_000},
+        sizes=SIZES,
     )
-    plots.write_all_plots(rankings=[ranking], out=paths, **kwargs)
+    plots.plots_job(rankings=[ranking], out=paths, **kwargs)
     for name in figures:
         assert paths[name]["png"].read_bytes()[:4] == b"\x89PNG"
         assert paths[name]["pdf"].read_bytes()[:4] == b"%PDF"
     first = paths["scaling_sts"]["png"].read_bytes()
-    plots.write_all_plots(rankings=[tmp_path / "missing.tsv"], out=paths, **kwargs)
+    plots.plots_job(rankings=[tmp_path / "missing.tsv"], out=paths, **kwargs)
     assert paths["scaling_sts"]["png"].read_bytes() == first  # byte-stable
     assert paths["demo_spread"]["png"].stat().st_size > 0  # placeholder without rankings
 
@@ -339,7 +349,7 @@ def test_old_score_files_without_pairs_get_no_ci(study, tmp_path):
     io.write_json(path, result)
     results = aggregate.read_results([path])
     boots = aggregate.bootstrap_all(results, BOOT)
-    table = aggregate.sts_table(results, ["STSBenchmark"], boots, BOOT)
+    table = aggregate.sts_table(results, ["STSBenchmark"], boots, BOOT, sizes=SIZES)
     assert math.isnan(table.loc[0, "STSBenchmark lo"]) and table.loc[0, "STSBenchmark"] > 0
 
 
@@ -367,3 +377,17 @@ def test_the_test_study_has_every_table_figure_and_the_report(local_test_study, 
     text = report.read_text(errors="replace")
     for name in ("scaling_sts.png", "demo_spread.png", "cost.png", "gap.html", "scale.html"):
         assert name in text
+
+
+def test_a_model_without_a_size_is_an_error_not_a_zero(study):
+    """The registry bug: a model unknown to the sizes got params 0 and sorted first."""
+    results = aggregate.read_results(study["files"])
+    boots = aggregate.bootstrap_all(results, BOOT)
+    sizes = {k: v for k, v in SIZES.items() if k != "opt-350m"}
+    with pytest.raises(ModelError, match="'opt-350m' has no parameter count"):
+        aggregate.sts_table(results, TASKS, boots, BOOT, sizes=sizes)
+    # a model the study registers with its size sorts by that size, whatever its name
+    renamed = {**SIZES, "opt-125m": 7_000_000_000}
+    table = aggregate.scale_table(results, TASKS, boots, BOOT, sizes=renamed)
+    pairs = set(zip(table["smaller"], table["larger"], strict=True))
+    assert ("opt-1.3b", "opt-125m") in pairs and ("opt-125m", "opt-350m") not in pairs

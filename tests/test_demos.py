@@ -15,9 +15,14 @@ import pytest
 import yaml
 
 from sentscale import demos, prompts
+from sentscale.context import JobContext
 from sentscale.demos import Candidate
-from sentscale.errors import ConfigError, DataError
+from sentscale.errors import ConfigError, DataError, ModelError
+from sentscale.models import Registry
 from sentscale.study import Study
+
+REGISTRY = Registry.load()
+SIZES = {"smollm2-135m": 134_515_008, "qwen2.5-coder-0.5b": 630_167_424}
 
 # ----------------------------------------------------------------------------- selection rule
 
@@ -116,12 +121,21 @@ def test_pool_drops_duplicates_and_caps_with_a_seed():
 
 
 def test_parse_select_fills_defaults_and_collects_problems(tmp_path):
-    spec = demos.parse_select("sel", {"candidates": {"self_labelled": {"n": 4}}}, ["smollm2-135m"])
-    labelled = spec["candidates"]["self_labelled"]
-    assert labelled["labeller"] == "self" and labelled["n"] == 4 and labelled["seed"] == 1111
-    assert spec["dev_max_items"] is None and spec["max_candidates"] is None
-    assert spec["candidates"]["files"] == [] and spec["candidates"]["dictionary"] is False
+    spec = demos.parse_select(
+        "sel", {"candidates": {"self_labelled": {"n": 4}}}, ["smollm2-135m"], REGISTRY
+    )
+    labelled = spec.candidates.self_labelled
+    assert labelled.labeller == "self" and labelled.n == 4 and labelled.seed == 1111
+    assert labelled.prime == (prompts.Demo("A man is smoking.", "Smoking"),)
+    assert spec.dev_max_items is None and spec.max_candidates is None
+    assert spec.candidates.files == () and spec.candidates.dictionary is False
     assert demos.labeller_for(spec, "gemma3-270m") == "gemma3-270m"
+    # the params form (what jobs get) round-trips, keys sorted at every level
+    as_dict = spec.to_dict()
+    assert list(as_dict) == sorted(as_dict) and demos.SelectOptions.from_mapping(as_dict) == spec
+    assert as_dict["candidates"]["self_labelled"]["prime"] == [
+        {"sentence": "A man is smoking.", "word": "Smoking"}
+    ]
 
     with pytest.raises(ConfigError) as err:
         demos.parse_select(
@@ -135,13 +149,14 @@ def test_parse_select_fills_defaults_and_collects_problems(tmp_path):
                 "bogus": 1,
             },
             ["smollm2-135m"],
+            REGISTRY,
         )
     message = str(err.value)
     assert message.startswith("demos.sel.select:")
     for part in ("bogus", "dev_max_items", "minilm-l6", "missing.tsv"):
         assert part in message
     with pytest.raises(ConfigError, match="no source"):
-        demos.parse_select("sel", {"candidates": {}}, ["smollm2-135m"])
+        demos.parse_select("sel", {"candidates": {}}, ["smollm2-135m"], REGISTRY)
 
 
 def test_test_study_has_one_selection_cell(repo_root, data_dir):
@@ -328,7 +343,9 @@ def test_self_label_on_a_tiny_model_is_deterministic():
 def test_smollm2_labels_one_word_per_sentence_deterministically(models_dir):
     from sentscale import models
 
-    model, tok = models.load_causal_lm("smollm2-135m", models_dir=models_dir, device="cpu")
+    model, tok = models.load_causal_lm(
+        REGISTRY["smollm2-135m"], models_dir=models_dir, device="cpu"
+    )
     # STS-B train sentences smollm2 answers with one word (checked by hand)
     sentences = ["the man tased the food .", "parents received letters informing them ."]
     runs = [
@@ -358,23 +375,25 @@ def test_select_demo_end_to_end_on_smollm2(tmp_path, data_dir, models_dir):
         "selected",
         {"candidates": {"files": [str(cand_file)]}, "dev_max_items": 50},
         ["smollm2-135m"],
+        REGISTRY,
     )
     cell = {
         "model": "smollm2-135m",
         "prompt": prompts.get_variant("eol").to_dict(),
         "choice": "selected",
-        "select": select,
+        "select": select.to_dict(),
         "labeller": None,
         "embed": {"dtype": "float32", "batch_size": 32, "device": "cpu"},
+        "registry": {},
     }
     out = tmp_path / "results"
     record = demos.select_demo_job(
+        JobContext.from_params(cell, threads=2),
         cell,
         data_dir=data_dir,
         models_dir=models_dir,
         out_selected=out / "selected.json",
         out_ranking=out / "ranking.tsv",
-        threads=2,
     )
     ranking = demos.read_ranking(out / "ranking.tsv")
     assert len(ranking) == 3 and list(ranking["rank"]) == [1, 2, 3]
@@ -441,7 +460,7 @@ def test_reports_ranking_plot_and_summary(tmp_path):
     assert list(demos.read_ranking(merged)["choice"]) == ["selected"] * 3
 
     png = tmp_path / "plot.png"
-    demos.plot_dev_scores([large[0], small[0]], [large[1], small[1]], png)
+    demos.plot_dev_scores([large[0], small[0]], [large[1], small[1]], png, sizes=SIZES)
     assert png.read_bytes()[:4] == b"\x89PNG"
 
     scores = [
@@ -449,10 +468,17 @@ def test_reports_ranking_plot_and_summary(tmp_path):
         _score_file(tmp_path, "smollm2-135m", "none", "STSBenchmark", 57.5),
         _score_file(tmp_path, "qwen2.5-coder-0.5b", "selected", "STSBenchmark", 71.0),
     ]
-    rows_ = demos.summary_rows([large[0], small[0]], scores, no_demo="none", tasks=["STSBenchmark"])
+    rows_ = demos.summary_rows(
+        [large[0], small[0]], scores, no_demo="none", tasks=["STSBenchmark"], sizes=SIZES
+    )
     assert [r["model"] for r in rows_] == ["smollm2-135m", "qwen2.5-coder-0.5b"]  # by size
     assert rows_[0]["word"] == "W1" and rows_[0]["dev_gain"] == pytest.approx(3.5)
     assert rows_[0]["STSBenchmark gain"] == pytest.approx(2.5)
+    # a model without a size is an error, never a silent 0 that sorts it first
+    with pytest.raises(ModelError, match="qwen2.5-coder-0.5b"):
+        demos.summary_rows(
+            [large[0]], scores, no_demo="none", tasks=["STSBenchmark"], sizes={"x": 1}
+        )
     assert rows_[1]["dev_gain"] == pytest.approx(-2.5) and rows_[1]["STSBenchmark gain"] is None
     demos.write_summary(rows_, csv=tmp_path / "s.csv", markdown=tmp_path / "s.md")
     md = (tmp_path / "s.md").read_text()

@@ -277,9 +277,12 @@ def test_smollm2_real_model(models_dir):
     if not (models_dir / "smollm2-135m" / "config.json").is_file():
         pytest.skip(f"smollm2-135m not provisioned in {models_dir}")
     from sentscale.embed import load_encoder
+    from sentscale.models import Registry
+
+    spec = Registry.load()["smollm2-135m"]
 
     def load(**kwargs):
-        return load_encoder("smollm2-135m", models_dir=models_dir, progress=False, **kwargs)
+        return load_encoder(spec, models_dir=models_dir, progress=False, **kwargs)
 
     fp32 = load(batch_size=len(SENTENCES))
     emb = fp32.encode(SENTENCES)

@@ -116,10 +116,12 @@ def test_shared_prefix_on_real_sentences(models_dir, data_dir):
     if not (models_dir / "smollm2-135m" / "config.json").is_file():
         pytest.skip(f"smollm2-135m not provisioned in {models_dir}")
     from sentscale.data import load_task
-    from sentscale.models import load_causal_lm
+    from sentscale.models import Registry, load_causal_lm
 
     sentences = list(load_task("STSBenchmark", data_dir).splits["test"].texts())[:48]
-    model, tokenizer = load_causal_lm("smollm2-135m", models_dir=models_dir, device="cpu")
+    model, tokenizer = load_causal_lm(
+        Registry.load()["smollm2-135m"], models_dir=models_dir, device="cpu"
+    )
     for demos in DEMOS.values():
         plain, plain_shapes = run(model, tokenizer, sentences, demos=demos, share_prefix=False)
         shared, shapes = run(model, tokenizer, sentences, demos=demos, batch_size=16)

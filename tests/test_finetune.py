@@ -228,8 +228,8 @@ def test_schema_defaults_are_the_papers_recipe(repo_root):
 
 def test_per_model_overrides_and_errors():
     block = {"batch_size": 256, "models": {"opt-13b": {"batch_size": 200, "micro_batch_size": 50}}}
-    assert finetune.resolve_recipe(block, "opt-13b")["batch_size"] == 200
-    assert finetune.resolve_recipe(block, "opt-1.3b")["batch_size"] == 256
+    assert finetune.resolve_recipe(block, "opt-13b").batch_size == 200
+    assert finetune.resolve_recipe(block, "opt-1.3b").batch_size == 256
     with pytest.raises(ConfigError, match="must be a multiple of micro_batch_size"):
         finetune.resolve_recipe({"models": {"m": {"batch_size": 200}}}, "m")
     with pytest.raises(ConfigError, match=r"finetune.models.m.lora_rank: unknown key"):
@@ -247,7 +247,8 @@ def test_step_rows_are_seeded_epochs_without_the_last_partial_batch():
     assert rows.shape == (5, 4)
     assert len(set(rows[:2].ravel())) == 8  # one epoch: 2 whole batches, distinct rows
     np.testing.assert_array_equal(rows, finetune.step_rows(10, 5, 4, seed=42))
-    assert finetune.planned_steps(10, {"max_steps": None, "batch_size": 4, "epochs": 2}) == 4
+    two_epochs = finetune.FinetuneRecipe(batch_size=4, micro_batch_size=4, epochs=2)
+    assert finetune.planned_steps(10, two_epochs) == 4
 
 
 # ----------------------------------------------------------------------------------- study
@@ -270,7 +271,7 @@ def test_study_adds_one_cse_cell_per_tuned_model():
     )
     assert list(s.tuned_cells()) == [study.Cell("smollm2-135m", "eol", "cse")]
     assert study.Cell("smollm2-135m", "eol", "cse") in list(s.cells())
-    assert s.finetune["smollm2-135m"]["max_steps"] == 5
+    assert s.finetune["smollm2-135m"].max_steps == 5
     assert s.fixed_demos(study.Cell("smollm2-135m", "eol", "cse")) == ()
     untuned = study.Study.from_config(_config(), check_data=False)
     assert not list(untuned.tuned_cells())

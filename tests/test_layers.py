@@ -25,7 +25,11 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     # plumbing with no sentscale dependencies beyond errors
     ("base", ("sentscale", "errors", "io", "logs", "runtime", "options")),
     # data, prompts, the model registry and what hangs off it directly
-    ("core", ("loaders", "data", "prompts", "models", "adapters", "planning", "provision")),
+    # (context: what every job gets - the registry, threads, logging, provenance)
+    (
+        "core",
+        ("loaders", "data", "prompts", "models", "adapters", "planning", "provision", "context"),
+    ),
     ("embed", ("embed",)),
     # pipeline stages: scoring, demonstration choice, fine-tuning, the MLflow store
     ("stages", ("sts", "transfer", "evaluation", "demos", "finetune", "mlflow_store")),
@@ -38,7 +42,6 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "track",
             "aggregate",
             "plots",
-            "jobs",
             "study",
             "demos.__init__",
             "demos.summary",

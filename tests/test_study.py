@@ -7,8 +7,9 @@ import copy
 import pytest
 import yaml
 
-from sentscale import models
 from sentscale.errors import ConfigError
+from sentscale.models import Registry
+from sentscale.options import EmbedOptions, ResourceOptions
 from sentscale.planning import job_resources
 from sentscale.study import NO_DEMO, Cell, Study
 
@@ -31,6 +32,9 @@ def test_default_grid_crosses_demos_with_templated_prompts_only(config):
     assert Cell("minilm-l6", "native", "none") in cells
     demos = study.fixed_demos(Cell("gemma3-270m", "eol", "smoking"))
     assert [tuple(d) for d in demos] == [("A man is smoking.", "Smoking")]
+    assert study.spec("minilm-l6").kind == "sentence-transformers"
+    sizes = study.model_params()
+    assert set(sizes) == set(study.all_models()) and sizes["smollm2-135m"] == 134_515_008
 
 
 def test_key_order_of_the_config_does_not_change_what_jobs_see(config):
@@ -40,9 +44,13 @@ def test_key_order_of_the_config_does_not_change_what_jobs_see(config):
     reordered["evaluate"] = dict(reversed(list(config["evaluate"].items())))
     a, b = Study.from_config(config), Study.from_config(reordered)
     assert list(reordered["embed"]) != list(config["embed"])
-    assert repr(a.embed) == repr(b.embed) and repr(a.evaluate) == repr(b.evaluate)
+    assert a.embed == b.embed and a.evaluate == b.evaluate
+    assert a.embed.to_dict() == b.embed.to_dict() and a.evaluate.to_dict() == b.evaluate.to_dict()
+    assert list(a.embed.to_dict()) == sorted(a.embed.to_dict())
+    assert list(b.evaluate.to_dict()) == sorted(b.evaluate.to_dict())
     select = [c.select for c in a.demos.values() if c.kind == "select"]
-    assert select and all(list(s) == sorted(s) for s in select)
+    assert select and all(list(s.to_dict()) == sorted(s.to_dict()) for s in select)
+    assert [c.select for c in b.demos.values() if c.kind == "select"] == select
 
 
 def test_every_problem_is_reported_in_one_error(config, tmp_path):
@@ -85,18 +93,22 @@ def test_baseline_must_be_a_sentence_transformer(config):
     [("opt-125m", 1, 16), ("opt-6.7b", 1, 29), ("opt-66b", 2, 148)],
 )
 def test_gpu_resources_fit_the_paper_grid(model, gpus, min_mem_gb):
-    res = job_resources(model, {"dtype": "float16"}, {"gpu_mem_gb": 80, "cpus_per_gpu": 8})
-    assert res["gpu"] == gpus
+    spec = Registry.load()[model]
+    res = job_resources(
+        spec, EmbedOptions(dtype="float16"), ResourceOptions(gpu_mem_gb=80, cpus_per_gpu=8)
+    )
+    assert res["gpu"] == gpus and res["cpus_per_gpu"] == 8
     # fp16 weights (2 bytes/param) plus 10 % must fit the GPUs granted
-    weights_gb = 2 * models.get_spec(model).params / 1e9
+    weights_gb = 2 * spec.params / 1e9
     assert weights_gb * 1.1 < res["gpu"] * 80
     assert res["mem_mb"] >= min_mem_gb * 1024
     assert isinstance(res["runtime"], int) and res["runtime"] >= 30
 
 
 def test_cpu_resources_have_no_gpu_and_grow_on_retry():
-    first = job_resources("qwen2.5-coder-0.5b", {"dtype": "float32"}, {})
-    second = job_resources("qwen2.5-coder-0.5b", {"dtype": "float32"}, {}, attempt=2)
+    spec = Registry.load()["qwen2.5-coder-0.5b"]
+    first = job_resources(spec, EmbedOptions(dtype="float32"), ResourceOptions())
+    second = job_resources(spec, EmbedOptions(dtype="float32"), ResourceOptions(), attempt=2)
     assert "gpu" not in first
     assert first["mem_mb"] > 0.63 * 4 * 1024  # fp32 weights of 630M params
     assert abs(second["mem_mb"] - 2 * first["mem_mb"]) <= 1

@@ -192,7 +192,7 @@ def write_cell(root: Path, cell: tuple[str, str, str], seed: int) -> dict:
 def track_study(root: Path, uri: str | None, results_dir: Path | None = None) -> tuple:
     """What the workflow does: the sweep rule once, then one tracking job per cell."""
     results_dir = results_dir or root / "results"
-    sweep = track.start_sweep(
+    sweep = track.mlflow_parent_job(
         study="ci",
         settings={"tasks": list(TASKS), "embed": {"dtype": "float32"}},
         uri=uri,
@@ -203,7 +203,7 @@ def track_study(root: Path, uri: str | None, results_dir: Path | None = None) ->
     for seed, cell in enumerate(CELLS):
         files = write_cell(root, cell, seed)
         records.append(
-            track.track_cell(
+            track.track_cell_job(
                 sweep_json=results_dir / "tracking" / "parent.json",
                 cell=dict(zip(("model", "prompt", "demo"), cell, strict=True)),
                 settings={"model": cell[0], "prompt": cell[1], "demo": cell[2]},
@@ -343,7 +343,7 @@ def test_changed_settings_start_new_runs_and_changed_params_are_flagged(tmp_path
     assert len(runs) == 1 + len(CELLS)
     # different cell settings: a different key, so a new run
     other = write_cell(tmp_path, CELLS[0], 0)
-    new = track.track_cell(
+    new = track.track_cell_job(
         sweep_json=results / "tracking" / "parent.json",
         cell=dict(zip(("model", "prompt", "demo"), CELLS[0], strict=True)),
         settings={"model": CELLS[0][0], "embed": {"dtype": "bfloat16"}},
@@ -363,7 +363,7 @@ def test_a_lost_sweep_run_is_reported_with_the_fix(tmp_path, monkeypatch):
     io.write_json(results / "tracking" / "parent.json", {**sweep, "run_id": "0" * 32})
     files = write_cell(tmp_path, CELLS[0], 0)
     with pytest.raises(track.TrackingError, match="forcerun mlflow_parent"):
-        track.track_cell(
+        track.track_cell_job(
             sweep_json=results / "tracking" / "parent.json",
             cell=dict(zip(("model", "prompt", "demo"), CELLS[0], strict=True)),
             settings={},
@@ -384,7 +384,7 @@ go = Path(args.pop("go"))
 Path(args.pop("ready")).touch()
 while not go.exists():
     time.sleep(0.02)
-print(track.track_cell(**args)["run_id"])
+print(track.track_cell_job(**args)["run_id"])
 """
 
 
@@ -392,7 +392,7 @@ def log_cells_at_once(root: Path, uri: str | None, n: int = 8) -> tuple[dict, li
     """The sweep once, then ``n`` cells logged by ``n`` processes at once; returns the sweep
     and the run ids the processes report."""
     results = root / "results"
-    sweep = track.start_sweep(
+    sweep = track.mlflow_parent_job(
         study="ci",
         settings={"tasks": list(TASKS)},
         uri=uri,

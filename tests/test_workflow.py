@@ -175,3 +175,57 @@ def test_lint_and_dry_run_need_no_data_but_a_run_checks_it_first(tmp_path):
     assert "finetune.data" in proc.stderr and "data/nli_for_simcse.csv" in proc.stderr
     assert "data_dir" in proc.stderr and "data/senteval" in proc.stderr
     assert not (tmp_path / "results").exists()  # nothing ran
+
+
+def test_a_model_registered_in_the_config_runs_through_the_whole_dag(
+    tmp_path, data_dir, models_dir
+):
+    """The registry bug: a model added by the config's `registry:` block (7B parameters, the
+    real smollm2 weights read in place) used to get params 0 in the tables and sort before
+    every real model. Through the whole DAG it must sort by its registered size, pair with the
+    smaller model in the scale table, and embed exactly as the model whose weights it has."""
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "smollm2-135m").symlink_to(models_dir / "smollm2-135m")
+    config = {
+        "study": "registry",
+        "data_dir": str(data_dir),
+        "models_dir": str(models),
+        "registry": {
+            "my-llm-7b": {
+                "kind": "causal-lm",
+                "family": "llama",
+                "params": 7_000_000_000,
+                "source": {"local": str(models_dir / "smollm2-135m")},
+            }
+        },
+        "models": ["my-llm-7b", "smollm2-135m"],
+        "prompts": {"eol": {}},
+        "demos": {"none": {}},
+        "tasks": ["STSBenchmark"],
+        "embed": {"dtype": "float32", "batch_size": 32, "threads": 2},
+        "evaluate": {"max_items": 30},
+        "tracking": {"enabled": False},
+    }
+    configfile = tmp_path / "config.yaml"
+    configfile.write_text(yaml.safe_dump(config))
+    workdir = tmp_path / "study"
+    proc = run_snakemake(workdir, "--cores", "2", configfile=configfile)
+    assert proc.returncode == 0, proc.stderr[-6000:]
+    assert job_stats(proc.stdout + proc.stderr)["embed"] == 2
+
+    scores = pd.read_csv(workdir / "results/tables/scores.csv")
+    assert list(scores["model"]) == ["smollm2-135m", "my-llm-7b"]  # by size, not by name
+    assert list(scores["params"]) == [134_515_008, 7_000_000_000]
+    same = scores.set_index("model")["STSBenchmark"]
+    assert same["my-llm-7b"] == pytest.approx(same["smollm2-135m"], abs=1e-9)  # same weights
+    scale = pd.read_csv(workdir / "results/tables/scale.csv")
+    assert set(zip(scale["smaller"], scale["larger"], strict=True)) == {
+        ("smollm2-135m", "my-llm-7b")
+    }
+    meta = json.loads((workdir / "results/embeddings/my-llm-7b/eol/none.json").read_text())
+    assert meta["spec"]["params"] == 7_000_000_000
+    assert meta["spec"]["source"] == {"local": str(models_dir / "smollm2-135m")}
+    marker = json.loads((models / "my-llm-7b" / "sentscale-provenance.json").read_text())
+    assert marker["source"] == {"local": str(models_dir / "smollm2-135m")}
+    assert (workdir / "results/plots/scaling_sts.png").stat().st_size > 0

@@ -9,9 +9,10 @@ Modules, one concern each (lowest layer first; imports only point down, see test
   loaders       SentEval's file formats: split containers and one loader per format
   data          the task table (files and loader per task), data checks, fingerprints
   prompts       PromptEOL templates, preprocessing, in-context demonstrations
-  models        the model registry and loading
+  models        the model registry (an immutable value per study) and model loading
   adapters      LoRA adapters of fine-tuned models: applying one, its record
   planning      per-model job resources
+  context       what every workflow job shares: registry, threads, logging, provenance
   provision     offline model provisioning (GGUF inside PyPI wheels -> safetensors)
   embed         the PromptEOL embedder (``Embedder.encode``)
   sts           STS scoring (cosine, Pearson/Spearman, SimCSE-style ``all``)
@@ -23,12 +24,11 @@ Modules, one concern each (lowest layer first; imports only point down, see test
                 trainer, job
   mlflow_store  the MLflow store: URIs, client, runs by key, syncing
   study         the study config's semantics (cells, demos, fine-tuning)
-  cells         one study cell's workflow steps (embed, score)
+  cells         one study cell's jobs: embed_job, evaluate_job
   track         MLflow tracking view of the score files (sweep and cell runs)
   aggregate/    tables from score files: scores, bootstrap, tables, paper (the gap), cost,
                 output
   plots/        figures from the tables: base, scaling, candidates, cost, figures
-  jobs/         what every workflow job shares (registry, threads, logging, provenance)
   cli           ``sentscale`` command line
 """
 

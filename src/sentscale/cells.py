@@ -8,7 +8,6 @@ scored from that file by a :class:`LookupEncoder`, so scoring never loads a mode
 from __future__ import annotations
 
 import logging
-import platform
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -16,14 +15,20 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__, data, evaluation, io, models, prompts
+from . import data, evaluation, io, prompts
 from .adapters import read_adapter_record
+from .context import JobContext
 from .errors import DataError
+from .options import SENTEVAL_SEED, EmbedOptions, EvaluateOptions
 from .runtime import peak_rss_mb
 
 
 def cell_sentences(
-    tasks: Sequence[str], data_dir: str | Path, *, max_items: int | None = None, seed: int = 1111
+    tasks: Sequence[str],
+    data_dir: str | Path,
+    *,
+    max_items: int | None = None,
+    seed: int = SENTEVAL_SEED,
 ) -> list[str]:
     """Unique sentences that scoring ``tasks`` will ask for, in first-seen order."""
     seen: dict[str, None] = {}
@@ -33,51 +38,57 @@ def cell_sentences(
     return list(seen)
 
 
-def embed_cell(
+def embed_job(
+    ctx: JobContext,
     cell: Mapping[str, Any],
     *,
     data_dir: str | Path,
     models_dir: str | Path,
     out_npz: str | Path,
     out_meta: str | Path,
-    threads: int | None = None,
     demos: Sequence[prompts.Demo] | None = None,
     demos_file: str | Path | None = None,
     adapter: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Embed every sentence of ``cell["tasks"]`` with the cell's model, prompt and demos.
+    """The ``embed`` rule: embed every sentence of ``cell["tasks"]`` with the cell's model,
+    prompt and demos.
 
-    ``cell`` is the workflow's ``embed_params`` mapping: model, prompt (variant dict or None for
-    a baseline encoder), demos, tasks, embed options, the evaluate options that decide which
-    items are scored (``max_items``, ``seed``), registry overrides. ``demos`` overrides
-    ``cell["demos"]`` (demonstrations chosen upstream on STS-B dev); ``demos_file``, a
-    selection job's ``selected.json`` (:mod:`sentscale.demos`), overrides both. ``adapter``:
-    the LoRA adapter directory of a fine-tuned (``cse``) cell (:mod:`sentscale.finetune`).
+    ``cell`` is the workflow's embed params (``get_embed_params``): model, prompt (variant dict
+    or None for a baseline encoder), demos, tasks, embed options, the evaluate options that
+    decide which items are scored (``max_items``, ``seed``), registry overrides. ``demos``
+    overrides ``cell["demos"]`` (demonstrations chosen upstream on STS-B dev); ``demos_file``,
+    a selection job's ``selected.json`` (:mod:`sentscale.demos`), overrides both.
+    ``adapter``: the LoRA adapter directory of a fine-tuned (``cse``) cell.
     """
     from . import embed  # torch import is slow; keep it out of scoring jobs
 
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
-    models.load_registry(cell.get("registry") or {})
-    options = dict(cell.get("embed") or {})
+    ctx.set_torch_threads()
+    spec = ctx.registry[cell["model"]]
+    options = EmbedOptions.from_mapping(cell["embed"], "embed")
+    sampling = EvaluateOptions.from_mapping(cell["evaluate"], "evaluate")
     if demos_file:
         from .demos.selection import read_selected
 
         demos = read_selected(demos_file)
-    demos = prompts.as_demos(cell.get("demos") or () if demos is None else demos)
-    variant = None if cell.get("prompt") is None else prompts.PromptVariant(**cell["prompt"])
+    demos = prompts.as_demos(cell["demos"] if demos is None else demos)
+    variant = None if cell["prompt"] is None else prompts.PromptVariant(**cell["prompt"])
 
-    scoring = cell.get("evaluate") or {}
     sentences = cell_sentences(
-        cell["tasks"],
-        data_dir,
-        max_items=scoring.get("max_items"),
-        seed=scoring.get("seed", 1111),
+        cell["tasks"], data_dir, max_items=sampling.max_items, seed=sampling.seed
     )
     t_load = time.perf_counter()
-    encoder = _load_encoder(embed, cell["model"], models_dir, variant, demos, options, adapter)
+    encoder = embed.load_encoder(
+        spec,
+        models_dir=models_dir,
+        prompt=variant,
+        demos=demos,
+        dtype=options.dtype,
+        batch_size=options.batch_size,
+        device=options.device,
+        quantization=options.quantization,
+        preprocess=options.preprocess,
+        adapter=adapter,
+    )
     load_s = time.perf_counter() - t_load
     t_encode = time.perf_counter()
     embeddings = encoder.encode(sentences)
@@ -86,11 +97,11 @@ def embed_cell(
     io.save_npz(out_npz, sentences=np.array(sentences, dtype=str), embeddings=embeddings)
     meta = {
         "model": cell["model"],
-        "spec": models.get_spec(cell["model"]).to_dict(),
+        "spec": spec.to_dict(),
         "prompt": None
         if variant is None
-        else prompts.prompt_metadata(variant, demos, options.get("preprocess", True)),
-        "embed": options,
+        else prompts.prompt_metadata(variant, demos, options.preprocess),
+        "embed": options.to_dict(),
         "tasks": list(cell["tasks"]),
         "demos_file": None if demos_file is None else str(demos_file),
         **({} if adapter is None else {"adapter": _adapter_meta(adapter)}),
@@ -103,28 +114,10 @@ def embed_cell(
             "sentences_per_s": round(len(sentences) / encode_s, 2) if encode_s else None,
         },
         "peak_rss_mb": round(peak_rss_mb(), 1),
-        "sentscale_version": __version__,
-        "host": platform.node(),
+        "provenance": ctx.provenance(),
     }
     io.write_json(out_meta, meta)
     return meta
-
-
-def _load_encoder(embed, model, models_dir, variant, demos, options, adapter):
-    """The cell's encoder (``embed``: the :mod:`sentscale.embed` module, imported by the caller
-    before its timer starts)."""
-    return embed.load_encoder(
-        model,
-        models_dir=models_dir,
-        prompt=variant,
-        demos=demos,
-        dtype=options.get("dtype", "float32"),
-        batch_size=options.get("batch_size", 16),
-        device=options.get("device", "auto"),
-        quantization=options.get("quantization"),
-        preprocess=options.get("preprocess", True),
-        adapter=adapter,
-    )
 
 
 def _adapter_meta(adapter: str | Path) -> dict[str, Any]:
@@ -135,7 +128,7 @@ def _adapter_meta(adapter: str | Path) -> dict[str, Any]:
 
 
 class LookupEncoder:
-    """An ``encode`` callable that serves embeddings computed earlier by :func:`embed_cell`."""
+    """An ``encode`` callable that serves embeddings computed earlier by :func:`embed_job`."""
 
     def __init__(self, npz_path: str | Path):
         self.path = Path(npz_path)
@@ -155,24 +148,25 @@ class LookupEncoder:
     encode = __call__
 
 
-def evaluate_cell_task(
+def evaluate_job(
     embeddings_npz: str | Path,
     task: str,
     *,
     data_dir: str | Path,
     out_json: str | Path,
-    options: Mapping[str, Any] | None = None,
+    options: EvaluateOptions | None = None,
     cell: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Score one task from a cell's stored embeddings and write its result JSON."""
-    options = dict(options or {})
+    """The ``evaluate_sts``/``evaluate_transfer`` rules: score one task from a cell's stored
+    embeddings and write its result JSON. (No model, no registry: it needs no JobContext.)"""
+    options = options or EvaluateOptions()
     results = evaluation.evaluate(
         LookupEncoder(embeddings_npz),
         [task],
         data_dir,
-        transfer_mode=options.get("transfer_mode", "fast"),
-        seed=options.get("seed", 1111),
-        max_items=options.get("max_items"),
+        transfer_mode=options.transfer_mode,
+        seed=options.seed,
+        max_items=options.max_items,
     )
     result = {**results[task], "task": task, "cell": dict(cell or {})}
     # Score files hold only what the embeddings and data determine, so reruns are

@@ -22,10 +22,11 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_list_models(args: argparse.Namespace) -> int:
-    from . import models
+    from .models import Registry
 
-    for name in models.list_models():
-        spec = models.get_spec(name)
+    registry = Registry.load()
+    for name in registry.names():
+        spec = registry[name]
         print(f"{name:24s} {spec.kind:22s} {spec.family:10s} {spec.params / 1e9:8.3f}B")
     return 0
 
@@ -40,9 +41,11 @@ def cmd_list_tasks(args: argparse.Namespace) -> int:
 
 def cmd_provision(args: argparse.Namespace) -> int:
     from . import provision
+    from .models import Registry
 
+    registry = Registry.load()
     for name in args.models:
-        path = provision.provision(name, args.models_dir, force=args.force)
+        path = provision.provision(registry[name], args.models_dir, force=args.force)
         print(f"{name}: {path}")
     return 0
 
@@ -50,6 +53,7 @@ def cmd_provision(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Evaluate one encoder on a list of tasks; one JSON per (encoder, task) in --out."""
     from . import data, embed, evaluation, prompts
+    from .models import Registry
 
     tasks = args.tasks or list(data.STS_TASKS + data.TRANSFER_TASKS)
     data.check_data_dir(args.data_dir, tasks)  # fail before the model is loaded
@@ -59,7 +63,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             raise SentscaleError("--demo-sentence and --demo-word go together")
         demos = (prompts.Demo(args.demo_sentence, args.demo_word),)
     encoder = embed.load_encoder(
-        args.encoder,
+        Registry.load()[args.encoder],
         models_dir=args.models_dir,
         prompt=args.prompt,
         demos=demos,

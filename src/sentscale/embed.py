@@ -33,6 +33,7 @@ import torch
 from tqdm.auto import tqdm
 
 from sentscale.errors import ConfigError, EmbeddingError
+from sentscale.models import ModelSpec
 from sentscale.prompts import Demo, PromptVariant, as_demos, build_prompt, get_variant
 from sentscale.prompts import prompt_metadata as _prompt_metadata
 
@@ -340,7 +341,7 @@ class SentenceTransformerEncoder:
 
 
 def load_encoder(
-    name: str,
+    spec: ModelSpec,
     *,
     models_dir: str | Path,
     prompt: PromptVariant | str | None = "eol",
@@ -355,18 +356,20 @@ def load_encoder(
     share_prefix: bool = True,
     adapter: str | Path | None = None,
 ) -> Encoder:
-    """An encoder for a registry model: an :class:`Embedder` for a causal LM (``prompt=None``
-    means ``"eol"``), a :class:`SentenceTransformerEncoder` for a sentence-transformers
-    baseline (prompt, demos, preprocessing and dtype do not apply). ``adapter``: a LoRA
-    adapter directory (:mod:`sentscale.finetune`) applied to the causal LM, same pooling."""
+    """An encoder for a registry entry ``spec``: an :class:`Embedder` for a causal LM
+    (``prompt=None`` means ``"eol"``), a :class:`SentenceTransformerEncoder` for a
+    sentence-transformers baseline (prompt, demos, preprocessing and dtype do not apply).
+    ``adapter``: a LoRA adapter directory (:mod:`sentscale.finetune`) applied to the causal LM,
+    same pooling."""
     from sentscale import models  # imported late: loading pulls in the heavy model stack
 
     check_batch_size(batch_size, max_tokens)  # before the (slow) model load
-    if models.get_spec(name).kind == "sentence-transformers":
-        st = models.load_sentence_transformer(name, models_dir, device)
+    name = spec.name
+    if spec.kind == "sentence-transformers":
+        st = models.load_sentence_transformer(spec, models_dir, device)
         return SentenceTransformerEncoder(st, name, batch_size=batch_size, progress=progress)
     model, tokenizer = models.load_causal_lm(
-        name, models_dir=models_dir, dtype=dtype, device=device, quantization=quantization
+        spec, models_dir=models_dir, dtype=dtype, device=device, quantization=quantization
     )
     if adapter is not None:
         from sentscale.adapters import apply_adapter

@@ -29,6 +29,8 @@ from sentscale.data import (
 from sentscale.errors import ConfigError
 from sentscale.io import write_json
 
+from .options import SENTEVAL_SEED
+
 Encoder = Callable[[list[str]], np.ndarray]
 
 
@@ -44,7 +46,11 @@ class SentenceLookup:
 
 
 def load_scored_task(
-    name: str, data_dir: str | os.PathLike, *, max_items: int | None = None, seed: int = 1111
+    name: str,
+    data_dir: str | os.PathLike,
+    *,
+    max_items: int | None = None,
+    seed: int = SENTEVAL_SEED,
 ) -> TaskData:
     """The task as it will be scored: every item, or a seeded subsample (``max_items``)."""
     return subsample(load_task(name, data_dir), max_items, seed)
@@ -111,7 +117,7 @@ def evaluate(
     *,
     transfer_mode: str = "fast",
     batch_size: int | None = None,
-    seed: int = 1111,
+    seed: int = SENTEVAL_SEED,
     max_items: int | None = None,
 ) -> dict[str, dict]:
     """Evaluate ``encode`` on ``tasks`` (SentEval names, see ``data.ALL_TASKS``).

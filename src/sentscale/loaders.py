@@ -18,6 +18,8 @@ import numpy as np
 
 from sentscale.errors import DataError
 
+from .options import SENTEVAL_SEED
+
 # SentEval's tgt2idx for TREC: class index = position in this tuple.
 TREC_CLASSES = ("ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM")
 
@@ -141,7 +143,7 @@ def take_rows(split: Split, rows: Sequence[int]) -> Split:
     return type(split)(**columns)
 
 
-def subsample(task: TaskData, max_items: int | None, seed: int = 1111) -> TaskData:
+def subsample(task: TaskData, max_items: int | None, seed: int = SENTEVAL_SEED) -> TaskData:
     """At most ``max_items`` items per split, drawn with a fixed seed, kept in file order.
 
     For quick CPU studies only (the paper protocol uses every item). Classification splits are

@@ -246,6 +246,20 @@ class Registry:
         return Registry({**self.specs, parsed.name: parsed})
 
 
+def params_of(model: str, sizes: Mapping[str, int]) -> int:
+    """``model``'s parameter count from ``sizes`` (the study's registry: model -> params).
+
+    A model missing there is an error, never 0: its rows would sort before the smallest model
+    and the scale table would pair the wrong neighbours."""
+    try:
+        return int(sizes[model])
+    except KeyError:
+        raise ModelError(
+            f"model {model!r} has no parameter count: it is not in the study's registry "
+            f"(known sizes: {', '.join(sorted(sizes)) or 'none'})"
+        ) from None
+
+
 def model_dir(name: str | ModelSpec, models_dir: str | Path) -> Path:
     """Where ``sentscale provision`` puts a model: ``<models_dir>/<name>/``."""
     name = name.name if isinstance(name, ModelSpec) else name
@@ -255,15 +269,16 @@ def model_dir(name: str | ModelSpec, models_dir: str | Path) -> Path:
 
 
 def resolve_location(spec: ModelSpec, models_dir: str | Path) -> str:
-    """A local directory (provisioned copy preferred) or, for hub specs, the hub id."""
-    local = model_dir(spec, models_dir)
-    if local.is_dir():  # provisioning renames complete directories into place
-        return str(local)
+    """A local directory (a local source, read in place, else the provisioned copy) or, for
+    hub specs not provisioned, the hub id."""
     src = spec.source
     if src.local:
         if not Path(src.local).is_dir():
             raise ModelError(f"model {spec.name!r}: local source {src.local} is not a directory")
         return src.local
+    local = model_dir(spec, models_dir)
+    if local.is_dir():  # provisioning renames complete directories into place
+        return str(local)
     if src.hub:
         return src.hub  # resolved through the Hugging Face cache
     raise ModelError(
@@ -349,7 +364,6 @@ def load_causal_lm(
     import torch
     from transformers import AutoModelForCausalLM
 
-    spec = _transitional_spec(spec)
     if spec.kind != "causal-lm":
         raise ModelError(f"model {spec.name!r} is a {spec.kind} model, not a causal LM")
     dtype = dtype or spec.default_dtype
@@ -406,7 +420,6 @@ def load_sentence_transformer(spec: ModelSpec, models_dir: str | Path, device: s
     """A sentence-transformers encoder (baselines such as ``minilm-l6``)."""
     from sentence_transformers import SentenceTransformer
 
-    spec = _transitional_spec(spec)
     if spec.kind != "sentence-transformers":
         raise ModelError(f"model {spec.name!r} is a {spec.kind} model, not sentence-transformers")
     location = resolve_location(spec, models_dir)
@@ -421,35 +434,3 @@ def load_sentence_transformer(spec: ModelSpec, models_dir: str | Path, device: s
         raise ModelError(f"could not load model {spec.name!r} from {location}: {exc}") from exc
     model.eval()
     return model
-
-
-# --- TRANSITIONAL (removed once every caller passes a Registry) -------------------------------
-_TRANSITIONAL: dict[str, Registry] = {}
-
-
-def load_registry(extra=None):
-    _TRANSITIONAL["r"] = Registry.load(extra)
-    return dict(_TRANSITIONAL["r"].specs)
-
-
-def _current() -> Registry:
-    if "r" not in _TRANSITIONAL:
-        load_registry()
-    return _TRANSITIONAL["r"]
-
-
-def register(spec):
-    _TRANSITIONAL["r"] = _current().with_spec(spec)
-    return _TRANSITIONAL["r"][spec.name if isinstance(spec, ModelSpec) else spec["name"]]
-
-
-def list_models(kind=None):
-    return _current().names(kind)
-
-
-def get_spec(name):
-    return name if isinstance(name, ModelSpec) else _current()[name]
-
-
-def _transitional_spec(spec):
-    return get_spec(spec)

@@ -76,6 +76,11 @@ class EmbedOptions(Options):
     #: the paper's evaluation-time sentence clean-up (sentscale.prompts)
     preprocess: bool = True
 
+    def loading(self) -> dict[str, Any]:
+        """How the model is loaded (``models.load_causal_lm`` keywords): dtype, device,
+        quantization. Batching does not enter a load, nor greedy labelling."""
+        return {"dtype": self.dtype, "device": self.device, "quantization": self.quantization}
+
     def __post_init__(self) -> None:
         if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int):
             raise ConfigError(f"embed.batch_size must be an integer >= 1, got {self.batch_size!r}")
@@ -135,7 +140,9 @@ class AggregateOptions(Options):
     seed: int = SENTEVAL_SEED
 
     def __post_init__(self) -> None:
-        if self.bootstrap_resamples < 1:
-            raise ConfigError("aggregate.bootstrap_resamples must be >= 1")
+        if self.bootstrap_resamples < 1000:
+            raise ConfigError(
+                f"aggregate.bootstrap_resamples must be >= 1000, got {self.bootstrap_resamples}"
+            )
         if not 0 < self.confidence < 1:
             raise ConfigError(f"aggregate.confidence must be in (0, 1), got {self.confidence}")

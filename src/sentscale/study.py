@@ -1,10 +1,11 @@
 """A study configuration as a grid of cells, with the semantic checks a JSON schema cannot do.
 
 The Snakemake workflow validates the config against ``workflow/schemas/config.schema.yaml``
-(structure, types, defaults) and then calls :meth:`Study.from_config`, which checks what needs
-the rest of the package: registry names, prompt templates, task names and data files. Every
-problem is collected into one :class:`ConfigError` so the user fixes them in one go, before any
-job runs or any model is loaded.
+(structure, types) and then calls :meth:`Study.from_config`, which builds the typed options
+(sentscale.options) and the study's model registry once, and checks what needs the rest of the
+package: registry names, prompt templates, task names and data files. Every problem is collected
+into one :class:`ConfigError` so the user fixes them in one go, before any job runs or any model
+is loaded. Everything downstream reads the study's fields; nothing reads the raw config again.
 """
 
 from __future__ import annotations
@@ -14,8 +15,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import data, finetune, models, prompts
+from . import data, finetune, prompts
+from .demos.options import SelectOptions
 from .errors import ConfigError, DataError, ModelError, SentscaleError
+from .models import ModelSpec, Registry
+from .options import (
+    AggregateOptions,
+    EmbedOptions,
+    EvaluateOptions,
+    Options,
+    ResourceOptions,
+    TrackingOptions,
+)
 
 #: Prompt and demonstration names used for sentence-transformers baselines (no prompt at all).
 NATIVE_PROMPT = "native"
@@ -51,7 +62,7 @@ class DemoChoice:
     kind: str
     fixed: tuple[prompts.Demo, ...] = ()
     per_model: Mapping[str, prompts.Demo] = field(default_factory=dict)
-    select: Mapping[str, Any] = field(default_factory=dict)
+    select: SelectOptions | None = None
 
 
 @dataclass(frozen=True)
@@ -64,37 +75,34 @@ class Study:
     prompts: Mapping[str, prompts.PromptVariant]
     demos: Mapping[str, DemoChoice]
     tasks: tuple[str, ...]
-    embed: Mapping[str, Any]
-    evaluate: Mapping[str, Any]
-    registry: Mapping[str, Any]
+    embed: EmbedOptions
+    evaluate: EvaluateOptions
+    resources: ResourceOptions
+    tracking: TrackingOptions
+    aggregate: AggregateOptions
+    #: the study's models (built-in entries plus the config's ``registry:`` block)
+    registry: Registry
+    #: the config's ``registry:`` block, canonical: what jobs get to rebuild ``registry``
+    registry_overrides: Mapping[str, Any]
     #: model -> resolved fine-tuning recipe (``finetune.models``); empty: no fine-tuning
-    finetune: Mapping[str, Any] = field(default_factory=dict)
+    finetune: Mapping[str, finetune.FinetuneRecipe] = field(default_factory=dict)
     finetune_prompt: str = "eol"
     finetune_data: Path | None = None
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], *, check_data: bool = True) -> Study:
         problems: list[str] = []
-        registry = dict(config.get("registry") or {})
+        overrides = canonical(dict(config.get("registry") or {}))
         try:
-            models.load_registry(registry)
+            registry = Registry.load(overrides)
         except ModelError as err:
             problems.append(f"registry: {err}")
+            registry = Registry.load()
 
         model_names = tuple(config["models"])
         baselines = tuple(config.get("baselines") or ())
-        for key, names, kind in (
-            ("models", model_names, "causal-lm"),
-            ("baselines", baselines, "sentence-transformers"),
-        ):
-            for name in names:
-                try:
-                    spec = models.get_spec(name)
-                except ModelError as err:
-                    problems.append(f"{key}: {err}")
-                    continue
-                if spec.kind != kind:
-                    problems.append(f"{key}: model {name!r} is a {spec.kind}, expected a {kind}")
+        problems += _check_kinds(registry, "models", model_names, "causal-lm")
+        problems += _check_kinds(registry, "baselines", baselines, "sentence-transformers")
 
         variants = {}
         for name, override in config["prompts"].items():
@@ -108,45 +116,20 @@ class Study:
         demos = {}
         for name, spec in config["demos"].items():
             try:
-                demos[name] = _demo_choice(name, spec or {}, model_names)
+                demos[name] = _demo_choice(name, spec or {}, model_names, registry)
             except ConfigError as err:
                 problems.append(str(err))
 
-        finetune_block = dict(config.get("finetune") or {})
-        tuned: dict[str, Any] = {}
-        for name in finetune_block.get("models") or {}:
-            if name not in model_names:
-                problems.append(
-                    f"finetune.models: {name!r} is not one of the study's models "
-                    f"{list(model_names)} (its untuned cells are the comparison)"
-                )
-                continue
-            try:
-                tuned[name] = canonical(finetune.resolve_recipe(finetune_block, name))
-            except ConfigError as err:
-                problems.append(str(err))
-        finetune_prompt = finetune_block.get("prompt", "eol")
-        finetune_data = finetune_block.get("data")
         if CSE_DEMO in config["demos"]:
             problems.append(f"demos: the name {CSE_DEMO!r} is reserved for fine-tuned cells")
+        finetune_block = dict(config.get("finetune") or {})
+        tuned = _finetune_recipes(finetune_block, model_names, problems)
+        finetune_prompt = finetune_block.get("prompt", "eol")
+        finetune_data = finetune_block.get("data")
         if finetune_block.get("models"):
-            if finetune_prompt not in variants:
-                problems.append(
-                    f"finetune.prompt: {finetune_prompt!r} is not one of the study's prompts "
-                    f"{list(config['prompts'])}"
-                )
-            elif not variants[finetune_prompt].takes_demos:
-                problems.append(
-                    f"finetune.prompt: {finetune_prompt!r} has no template; expected a "
-                    "PromptEOL-style prompt such as 'eol'"
-                )
-            if not finetune_data:
-                problems.append(
-                    "finetune.data: missing; expected the NLI triplet CSV (sent0,sent1,hard_neg)"
-                    ", e.g. SimCSE's nli_for_simcse.csv"
-                )
-            elif check_data and not Path(finetune_data).is_file():
-                problems.append(f"finetune.data: {finetune_data} is not a file")
+            problems += _check_finetune_inputs(
+                finetune_prompt, finetune_data, variants, check_data=check_data
+            )
 
         tasks = tuple(config["tasks"])
         unknown = [t for t in tasks if t not in data.ALL_TASKS]
@@ -161,6 +144,13 @@ class Study:
             except DataError as err:
                 problems.append(f"data_dir: {err}")
 
+        blocks: dict[str, Options] = {}
+        for key, cls_ in OPTION_BLOCKS.items():
+            try:
+                blocks[key] = cls_.from_mapping(config.get(key), key)
+            except (ConfigError, TypeError) as err:
+                problems.append(str(err))
+
         if problems:
             raise ConfigError("invalid study configuration:\n  - " + "\n  - ".join(problems))
         return cls(
@@ -172,9 +162,9 @@ class Study:
             prompts=variants,
             demos=demos,
             tasks=tasks,
-            embed=canonical(config.get("embed") or {}),
-            evaluate=canonical(config.get("evaluate") or {}),
-            registry=canonical(registry),
+            **blocks,
+            registry=registry,
+            registry_overrides=overrides,
             finetune=tuned,
             finetune_prompt=finetune_prompt,
             finetune_data=Path(finetune_data) if tuned else None,
@@ -221,6 +211,75 @@ class Study:
     def all_models(self) -> tuple[str, ...]:
         return self.models + self.baselines
 
+    def spec(self, model: str) -> ModelSpec:
+        """A model's registry entry (ModelError for a name the study's registry lacks)."""
+        return self.registry[model]
+
+    def model_params(self) -> dict[str, int]:
+        """Parameter count of every model of the study (tables and figures sort by it)."""
+        return {name: self.registry[name].params for name in self.all_models()}
+
+
+def _check_kinds(registry: Registry, key: str, names: tuple[str, ...], kind: str) -> list[str]:
+    """Problems with ``names`` (config key ``key``): unknown to the registry, or not ``kind``."""
+    problems = []
+    for name in names:
+        try:
+            spec = registry[name]
+        except ModelError as err:
+            problems.append(f"{key}: {err}")
+            continue
+        if spec.kind != kind:
+            problems.append(f"{key}: model {name!r} is a {spec.kind}, expected a {kind}")
+    return problems
+
+
+def _finetune_recipes(
+    block: Mapping[str, Any], model_names: tuple[str, ...], problems: list[str]
+) -> dict[str, finetune.FinetuneRecipe]:
+    """model -> resolved recipe for every ``finetune.models`` entry (problems appended)."""
+    tuned = {}
+    for name in block.get("models") or {}:
+        if name not in model_names:
+            problems.append(
+                f"finetune.models: {name!r} is not one of the study's models "
+                f"{list(model_names)} (its untuned cells are the comparison)"
+            )
+            continue
+        try:
+            tuned[name] = finetune.resolve_recipe(block, name)
+        except ConfigError as err:
+            problems.append(str(err))
+    return tuned
+
+
+def _check_finetune_inputs(
+    prompt: str,
+    triplets: str | None,
+    variants: Mapping[str, prompts.PromptVariant],
+    *,
+    check_data: bool,
+) -> list[str]:
+    """Problems with the trained prompt and the NLI triplet file of a fine-tuning block."""
+    problems = []
+    if prompt not in variants:
+        problems.append(
+            f"finetune.prompt: {prompt!r} is not one of the study's prompts {list(variants)}"
+        )
+    elif not variants[prompt].takes_demos:
+        problems.append(
+            f"finetune.prompt: {prompt!r} has no template; expected a "
+            "PromptEOL-style prompt such as 'eol'"
+        )
+    if not triplets:
+        problems.append(
+            "finetune.data: missing; expected the NLI triplet CSV (sent0,sent1,hard_neg)"
+            ", e.g. SimCSE's nli_for_simcse.csv"
+        )
+    elif check_data and not Path(triplets).is_file():
+        problems.append(f"finetune.data: {triplets} is not a file")
+    return problems
+
 
 def canonical(value: Any) -> Any:
     """``value`` with every mapping's keys sorted, recursively.
@@ -235,7 +294,19 @@ def canonical(value: Any) -> Any:
     return value
 
 
-def _demo_choice(name: str, spec: Mapping[str, Any], model_names: tuple[str, ...]) -> DemoChoice:
+#: Config blocks that are typed options (sentscale.options), by config key.
+OPTION_BLOCKS: dict[str, type[Options]] = {
+    "embed": EmbedOptions,
+    "evaluate": EvaluateOptions,
+    "resources": ResourceOptions,
+    "tracking": TrackingOptions,
+    "aggregate": AggregateOptions,
+}
+
+
+def _demo_choice(
+    name: str, spec: Mapping[str, Any], model_names: tuple[str, ...], registry: Registry
+) -> DemoChoice:
     keys = set(spec)
     if not keys:
         return DemoChoice(name, "none")
@@ -252,7 +323,7 @@ def _demo_choice(name: str, spec: Mapping[str, Any], model_names: tuple[str, ...
     if keys == {"select"}:
         from .demos import parse_select  # defaults and semantic checks of the select block
 
-        select = canonical(parse_select(name, spec["select"], model_names))
+        select = parse_select(name, spec["select"], model_names, registry)
         return DemoChoice(name, "select", select=select)
     raise ConfigError(
         f"demos.{name}: expected {{}} (none), {{sentence, word}}, {{per_model: ...}} or "

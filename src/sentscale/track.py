@@ -86,9 +86,9 @@ __all__ = [
     "log_training_curves",
     "resolve_uri",
     "run_key",
-    "start_sweep",
+    "mlflow_parent_job",
     "sync_run",
-    "track_cell",
+    "track_cell_job",
     "training_metrics",
 ]
 
@@ -122,7 +122,7 @@ def code_version() -> str:
 # ----------------------------------------------------------------------------------- sweep
 
 
-def start_sweep(
+def mlflow_parent_job(
     *,
     study: str,
     settings: Mapping[str, Any],
@@ -302,7 +302,7 @@ def _chosen_demos_tsv(meta: Mapping[str, Any], path: Path) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def track_cell(
+def track_cell_job(
     *,
     sweep_json: str | Path,
     cell: Mapping[str, str],
@@ -342,7 +342,7 @@ def track_cell(
     params = cell_params(cell, results, meta, study=sweep["study"])
     metrics = cell_metrics(
         results,
-        params_count=int((meta.get("spec") or {}).get("params") or 0),
+        params_count=int(meta["spec"]["params"]),
         meta=meta,
         embed_benchmark=embed_benchmark,
         evaluate_benchmarks=evaluate_benchmarks,
@@ -383,7 +383,7 @@ def track_cell(
 
 
 def _cell_record(sweep, run_id, key, name, cell, params, metrics) -> dict[str, Any]:
-    """What :func:`track_cell` writes: where the run is, and what it logged."""
+    """What :func:`track_cell_job` writes: where the run is, and what it logged."""
     return {
         "tracking_uri": sweep["tracking_uri"],
         "experiment_id": sweep["experiment_id"],
@@ -422,7 +422,7 @@ def _log_artifacts(
     demos: Sequence[str | Path],
     training_log: str | Path | None,
 ) -> None:
-    """Stage a cell's files in the artifact layout of :func:`track_cell` and log them."""
+    """Stage a cell's files in the artifact layout of :func:`track_cell_job` and log them."""
     with tempfile.TemporaryDirectory(prefix="sentscale-track-") as tmp:
         stage = Path(tmp)
         for sub in ("scores", "benchmarks/evaluate", "embed", "demos"):

@@ -35,6 +35,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 from sklearn.model_selection import StratifiedKFold
 
+from .options import SENTEVAL_SEED
+
 MODES = ("fast", "paper")
 N_FOLDS = 10  # PromptEOL/SimCSE run SentEval with kfold=10
 PAPER_GRID = tuple(10.0**t for t in range(-5, -1))  # Adam weight decay
@@ -143,6 +145,10 @@ def train_linear(
     settings: PaperSettings = PAPER,
 ) -> LinearFit:
     """SentEval ``MLP(nhid=0).fit``, for several weight decays at once.
+
+    (One long function on purpose: it mirrors SentEval's ``fit``/``trainepoch`` loop step by
+    step, in its order of random draws, so the paper's numbers are reproduced exactly; split
+    into pieces it would no longer read side by side with the original.)
 
     Per weight decay this computes what SentEval computes with a fresh classifier: seeds
     ``np.random`` and torch with ``seed``; initialises ``nn.Linear``; if ``validation`` is None,
@@ -305,11 +311,11 @@ def nested_cv(X: np.ndarray, y: np.ndarray, clf: Classifier) -> dict:
     """SentEval ``InnerKFoldClassifier`` (MR, CR, SUBJ, MPQA). Its folds use random_state=1111
     whatever the seed, as SentEval's do."""
     dev_scores, test_scores, chosen = [], [], []
-    for train_idx, test_idx in _folds(X, y, 1111):
+    for train_idx, test_idx in _folds(X, y, SENTEVAL_SEED):
         X_train, y_train = X[train_idx], y[train_idx]
         per_fold = [
             clf.fit_grid(X_train[a], y_train[a], X_train[b], y_train[b])[0]
-            for a, b in _folds(X_train, y_train, 1111)
+            for a, b in _folds(X_train, y_train, SENTEVAL_SEED)
         ]
         scores = [_pct(np.mean(col)) for col in zip(*per_fold, strict=True)]
         best = int(np.argmax(scores))
@@ -380,7 +386,7 @@ def _sentences_in_order(split, lookup: Lookup):
     return X, labels[order]
 
 
-def score_task(task, lookup: Lookup, mode: str = "fast", seed: int = 1111) -> dict:
+def score_task(task, lookup: Lookup, mode: str = "fast", seed: int = SENTEVAL_SEED) -> dict:
     """Score one transfer task (a ``data.TaskData``); ``lookup(sentences)`` gives embeddings.
 
     Returns ``score`` (test accuracy ×100), ``n`` (test items), ``dev_accuracy``, ``chosen_reg``,

@@ -39,9 +39,10 @@ rule aggregate:
     params:
         tasks=list(STUDY.tasks),
         tables=TABLES,
-        bootstrap=canonical(config.get("aggregate", {})),
+        bootstrap=STUDY.aggregate.to_dict(),
         eol_prompts=get_eol_prompts(),
         demo_kinds=get_demo_kinds(),
+        model_params=get_model_params(),
     script:
         "../scripts/aggregate.py"
 

@@ -12,12 +12,11 @@ from snakemake.utils import validate
 from sentscale import data as sentscale_data
 from sentscale import demos as sentscale_demos
 from sentscale import finetune as sentscale_finetune
-from sentscale import models as sentscale_models
 from sentscale import track as sentscale_track
 from sentscale.errors import SentscaleError
 from sentscale.planning import job_resources
 from sentscale.prompts import DEFAULT_VARIANTS
-from sentscale.study import CSE_DEMO, Study, canonical
+from sentscale.study import CSE_DEMO, Study
 
 validate(config, workflow.source_path("../schemas/config.schema.yaml"))
 
@@ -57,7 +56,7 @@ SELECT_CELL_PATHS = {cell.path for cell in SELECT_CELLS}
 # The zero-shot choice the demo summary measures gains against (None: the study has none).
 NO_DEMO_CHOICE = next((n for n, c in STUDY.demos.items() if c.kind == "none"), None)
 # Threads of the jobs that load a model (embed, label_candidates, select_demo, finetune).
-MODEL_THREADS = STUDY.embed.get("threads", 2)
+MODEL_THREADS = STUDY.embed.threads
 
 
 wildcard_constraints:
@@ -140,7 +139,7 @@ def get_demo_kinds():
 
 def get_model_params():
     """Parameter counts of every model of the study (the scaling plots' x axis)."""
-    return {name: sentscale_models.get_spec(name).params for name in STUDY.all_models()}
+    return STUDY.model_params()
 
 
 def get_demo_rankings_all():
@@ -153,17 +152,16 @@ def get_demo_rankings_all():
 
 # --- tracking (rules/track.smk) --------------------------------------------------------------
 # MLflow is a view of the files (sentscale.track).
-TRACKING = dict(config.get("tracking") or {})
-TRACKING_URI = TRACKING.get("uri") or os.environ.get("MLFLOW_TRACKING_URI")
+TRACKING_URI = STUDY.tracking.uri or os.environ.get("MLFLOW_TRACKING_URI")
 try:  # credentials never go into params or logs: MLflow reads them from its env variables
     sentscale_track.check_uri(TRACKING_URI)
 except SentscaleError as err:
     raise WorkflowError(str(err)) from None
-TRACKING_ENABLED = TRACKING.get("enabled", True)
+TRACKING_ENABLED = STUDY.tracking.enabled
 # sqlite / file stores are written from this machine only (no concurrent cluster writers on
 # a network file system); with a server URI the jobs log over HTTP from wherever they run.
 TRACKING_LOCAL = TRACKING_URI is None or sentscale_track.is_local_store(TRACKING_URI)
-TRACKING_EXPERIMENT = TRACKING.get("experiment") or STUDY.name
+TRACKING_EXPERIMENT = STUDY.tracking.experiment or STUDY.name
 
 
 def get_cell_scores(wildcards):
@@ -206,13 +204,13 @@ def get_embed_params(wildcards):
         "prompt": None if variant is None else variant.to_dict(),
         "demos": [d.to_dict() for d in STUDY.fixed_demos(cell)],
         "tasks": list(STUDY.tasks),
-        "embed": dict(STUDY.embed),
+        "embed": STUDY.embed.to_dict(),
         # which items get scored decides which sentences are embedded
-        "evaluate": {k: STUDY.evaluate.get(k) for k in ("max_items", "seed")},
-        "registry": dict(STUDY.registry),
+        "evaluate": STUDY.evaluate.sampling(),
+        "registry": dict(STUDY.registry_overrides),
         # fine-tuned cells only (other cells' params stay as they were): the adapter's recipe
         **(
-            {"finetune": dict(STUDY.finetune[cell.model])}
+            {"finetune": STUDY.finetune[cell.model].to_dict()}
             if cell in TUNED_CELLS
             else {}
         ),
@@ -241,9 +239,9 @@ def get_model_resources(name_of, scale=lambda wildcards: 1):
     def resource(key):
         def get(wildcards, attempt):
             res = job_resources(
-                name_of(wildcards),
+                STUDY.spec(name_of(wildcards)),
                 STUDY.embed,
-                config.get("resources", {}),
+                STUDY.resources,
                 attempt=attempt,
             )
             if key == "runtime":
@@ -253,9 +251,9 @@ def get_model_resources(name_of, scale=lambda wildcards: 1):
         return get
 
     keys = ["mem_mb", "runtime"]
-    if config.get("resources", {}).get("gpu_mem_gb"):
+    if STUDY.resources.gpu_mem_gb:
         keys += ["gpu", "cpus_per_gpu"]
-        if config["resources"].get("gpu_model"):
+        if STUDY.resources.gpu_model:
             keys.append("gpu_model")
     return {key: resource(key) for key in keys}
 
@@ -271,7 +269,7 @@ def get_labeller_name(wildcards):
 # --- scoring (rules/evaluate.smk) -------------------------------------------------------------
 def get_transfer_runtime(wildcards):
     """Minutes of one transfer task: the paper's protocol trains a classifier per fold."""
-    return 240 if STUDY.evaluate.get("transfer_mode") == "paper" else 30
+    return 240 if STUDY.evaluate.transfer_mode == "paper" else 30
 
 
 # --- demonstration selection (rules/demos.smk; logic in sentscale.demos) ----------------------
@@ -286,9 +284,7 @@ def get_label_sets():
         {
             (cell.demo, labeller)
             for cell in SELECT_CELLS
-            for labeller in [
-                sentscale_demos.labeller_for(get_select_spec(cell.demo), cell.model)
-            ]
+            for labeller in [get_select_spec(cell.demo).labeller_for(cell.model)]
             if labeller is not None
         }
     )
@@ -305,19 +301,17 @@ def get_labeller_model(wildcards):
 
 def get_self_labelled_spec(wildcards):
     """How a choice's candidates are drawn and labelled (candidates.self_labelled)."""
-    return get_select_spec(wildcards.demo)["candidates"]["self_labelled"]
+    return get_select_spec(wildcards.demo).candidates.self_labelled.to_dict()
 
 
 def get_labeller_load_params(wildcards):
     """How the labeller is loaded (batching does not enter one-at-a-time greedy decoding)."""
-    return {k: STUDY.embed.get(k) for k in ("dtype", "device", "quantization")}
+    return STUDY.embed.loading()
 
 
 def get_self_labelled_tsv(wildcards):
     """The self-labelled candidate set of a select cell ([] when it has none)."""
-    labeller = sentscale_demos.labeller_for(
-        get_select_spec(wildcards.demo), wildcards.model
-    )
+    labeller = get_select_spec(wildcards.demo).labeller_for(wildcards.model)
     if labeller is None:
         return []
     return [f"results/demos/candidates/{wildcards.demo}/{labeller}.tsv"]
@@ -325,7 +319,7 @@ def get_self_labelled_tsv(wildcards):
 
 def get_candidate_files(wildcards):
     """Candidate files of a choice (candidates.files in the config)."""
-    return get_select_spec(wildcards.demo)["candidates"]["files"]
+    return list(get_select_spec(wildcards.demo).candidates.files)
 
 
 def get_select_params(wildcards):
@@ -336,10 +330,10 @@ def get_select_params(wildcards):
         "model": cell.model,
         "prompt": STUDY.prompts[cell.prompt].to_dict(),
         "choice": cell.demo,
-        "select": select,
-        "labeller": sentscale_demos.labeller_for(select, cell.model),
-        "embed": dict(STUDY.embed),
-        "registry": dict(STUDY.registry),
+        "select": select.to_dict(),
+        "labeller": select.labeller_for(cell.model),
+        "embed": STUDY.embed.to_dict(),
+        "registry": dict(STUDY.registry_overrides),
     }
 
 
@@ -349,7 +343,7 @@ def get_select_scale(wildcards):
     job of the paper's grid (all 14 tasks), which the per-model runtime is sized for."""
     select = get_select_spec(wildcards.demo)
     passes = sentscale_demos.estimated_candidates(select) + 1
-    sentences = 2 * (select["dev_max_items"] or 1500)
+    sentences = 2 * (select.dev_max_items or 1500)
     return max(1, math.ceil(passes * sentences / 200_000))
 
 
@@ -417,13 +411,13 @@ def get_finetune_params(wildcards):
     return {
         "model": wildcards.model,
         "prompt": STUDY.prompts[STUDY.finetune_prompt].to_dict(),
-        "recipe": dict(STUDY.finetune[wildcards.model]),
+        "recipe": STUDY.finetune[wildcards.model].to_dict(),
         "embed": {
-            k: STUDY.embed.get(k) for k in ("device", "batch_size", "preprocess")
+            k: STUDY.embed.to_dict()[k] for k in ("device", "batch_size", "preprocess")
         },
         # the seed of the STS-B dev subsample scored at each checkpoint (evaluate.seed)
-        "dev_seed": STUDY.evaluate.get("seed", 1111),
-        "registry": dict(STUDY.registry),
+        "dev_seed": STUDY.evaluate.seed,
+        "registry": dict(STUDY.registry_overrides),
     }
 
 

@@ -35,7 +35,7 @@ rule label_candidates:
     params:
         labelled=get_self_labelled_spec,
         embed=get_labeller_load_params,
-        registry=dict(STUDY.registry),
+        registry=dict(STUDY.registry_overrides),
     script:
         "../scripts/label_candidates.py"
 
@@ -96,6 +96,8 @@ rule demo_plot:
         demo=alternation(SELECT_CHOICES),
     conda:
         "../envs/sentscale.yaml"
+    params:
+        model_params=get_model_params(),
     script:
         "../scripts/demo_plot.py"
 
@@ -114,5 +116,6 @@ rule demo_summary:
     params:
         no_demo=NO_DEMO_CHOICE,
         tasks=list(STUDY.tasks),
+        model_params=get_model_params(),
     script:
         "../scripts/demo_summary.py"

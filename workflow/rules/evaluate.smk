@@ -17,7 +17,7 @@ rule evaluate_sts:
         mem_mb=2000,
         runtime=10,
     params:
-        evaluate=STUDY.evaluate,
+        evaluate=STUDY.evaluate.to_dict(),
     script:
         "../scripts/evaluate.py"
 
@@ -41,6 +41,6 @@ rule evaluate_transfer:
         mem_mb=4000,
         runtime=get_transfer_runtime,
     params:
-        evaluate=STUDY.evaluate,
+        evaluate=STUDY.evaluate.to_dict(),
     script:
         "../scripts/evaluate.py"

@@ -14,6 +14,6 @@ rule provision_model:
         "../envs/sentscale.yaml"
     params:
         models_dir=get_models_dir,
-        registry=STUDY.registry,
+        registry=dict(STUDY.registry_overrides),
     script:
         "../scripts/provision_model.py"

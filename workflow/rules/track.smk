@@ -23,9 +23,9 @@ rule mlflow_parent:
         # what every cell of the sweep shares: a change starts a new parent run
         sweep={
             "tasks": list(STUDY.tasks),
-            "embed": dict(STUDY.embed),
-            "evaluate": dict(STUDY.evaluate),
-            "registry": dict(STUDY.registry),
+            "embed": STUDY.embed.to_dict(),
+            "evaluate": STUDY.evaluate.to_dict(),
+            "registry": dict(STUDY.registry_overrides),
         },
     script:
         "../scripts/track_parent.py"
@@ -55,6 +55,6 @@ rule track_cell:
         runtime=10,
     params:
         cell=get_embed_params,
-        bootstrap=canonical(config.get("aggregate", {})),
+        bootstrap=STUDY.aggregate.to_dict(),
     script:
         "../scripts/track_cell.py"

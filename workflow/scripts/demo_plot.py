@@ -8,6 +8,7 @@ with log_to(snakemake.log[0]):
         list(snakemake.input.selected),
         list(snakemake.input.rankings),
         snakemake.output[0],
+        sizes=snakemake.params.model_params,
         title=(
             f"prompt {snakemake.wildcards.prompt}, demos {snakemake.wildcards.demo}:\n"
             "STS-B dev score of every candidate demonstration"

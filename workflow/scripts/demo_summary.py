@@ -9,5 +9,6 @@ with log_to(snakemake.log[0]):
         list(snakemake.input.scores),
         no_demo=snakemake.params.no_demo,
         tasks=snakemake.params.tasks,
+        sizes=snakemake.params.model_params,
     )
     write_summary(rows, csv=snakemake.output.csv, markdown=snakemake.output.markdown)

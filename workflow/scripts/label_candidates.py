@@ -1,10 +1,12 @@
 """Snakemake adapter: self-label demonstration candidates (see sentscale.demos)."""
 
+from sentscale.context import JobContext
 from sentscale.demos import label_candidates_job
-from sentscale.logs import log_to
 
-with log_to(snakemake.log[0]):
+ctx = JobContext.from_params(snakemake.params, threads=snakemake.threads, name="demos")
+with ctx.logging_to(snakemake.log[0]):
     label_candidates_job(
+        ctx,
         snakemake.wildcards.labeller,
         snakemake.params.labelled,
         data_dir=snakemake.config["data_dir"],
@@ -12,6 +14,4 @@ with log_to(snakemake.log[0]):
         out_tsv=snakemake.output.tsv,
         out_meta=snakemake.output.meta,
         embed_options=snakemake.params.embed,
-        registry=snakemake.params.registry,
-        threads=snakemake.threads,
     )

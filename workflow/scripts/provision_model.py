@@ -1,8 +1,8 @@
 """Snakemake adapter: provision one model into the models folder (idempotent)."""
 
-from sentscale import models, provision
-from sentscale.logs import log_to
+from sentscale.context import JobContext
+from sentscale.provision import provision
 
-with log_to(snakemake.log[0]):
-    models.load_registry(snakemake.params.registry)
-    provision.provision(snakemake.wildcards.model, snakemake.params.models_dir)
+ctx = JobContext.from_params(snakemake.params, name="provision")
+with ctx.logging_to(snakemake.log[0]):
+    provision(ctx.registry[snakemake.wildcards.model], snakemake.params.models_dir)

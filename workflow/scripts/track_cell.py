@@ -2,13 +2,13 @@
 
 from sentscale.aggregate import Bootstrap
 from sentscale.logs import log_to
-from sentscale.track import track_cell
+from sentscale.track import track_cell_job
 
 # a fine-tuned (cse) cell's training log (rules/finetune.smk); [] for every other cell
 training = snakemake.input.get("training", [])
 
 with log_to(snakemake.log[0]):
-    track_cell(
+    track_cell_job(
         sweep_json=snakemake.input.sweep,
         cell={k: snakemake.wildcards[k] for k in ("model", "prompt", "demo")},
         settings=snakemake.params.cell,

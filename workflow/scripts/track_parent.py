@@ -3,10 +3,10 @@
 from pathlib import Path
 
 from sentscale.logs import log_to
-from sentscale.track import start_sweep
+from sentscale.track import mlflow_parent_job
 
 with log_to(snakemake.log[0]):
-    start_sweep(
+    mlflow_parent_job(
         study=snakemake.params.study,
         settings=snakemake.params.sweep,
         uri=snakemake.params.uri,

@@ -38,7 +38,7 @@ from .bootstrap import (
     verdict,
 )
 from .cost import cost_table, read_benchmark
-from .output import with_ci_text, write_all_tables, write_score_tables, write_table
+from .output import aggregate_job, with_ci_text, write_score_tables, write_table
 from .paper import AVERAGED, gap_table, paper_results, paper_setting
 from .scores import (
     BASELINE_PROMPT,
@@ -90,7 +90,7 @@ __all__ = [
     "transfer_table",
     "verdict",
     "with_ci_text",
-    "write_all_tables",
+    "aggregate_job",
     "write_score_tables",
     "write_table",
 ]

@@ -17,6 +17,7 @@ import numpy as np
 from scipy.stats import rankdata
 
 from .. import data
+from ..options import SENTEVAL_SEED, AggregateOptions
 
 log = logging.getLogger(__package__)
 
@@ -30,7 +31,7 @@ class Bootstrap:
 
     resamples: int = 1000
     confidence: float = 0.95
-    seed: int = 1111
+    seed: int = SENTEVAL_SEED
 
     def __post_init__(self) -> None:
         if self.resamples < 1000:
@@ -39,13 +40,12 @@ class Bootstrap:
             raise ValueError(f"confidence must be in (0, 1), got {self.confidence}")
 
     @classmethod
-    def from_config(cls, block: Mapping[str, Any] | None) -> Bootstrap:
-        block = dict(block or {})
-        return cls(
-            resamples=int(block.get("bootstrap_resamples", 1000)),
-            confidence=float(block.get("confidence", 0.95)),
-            seed=int(block.get("seed", 1111)),
-        )
+    def from_config(cls, block: Mapping[str, Any] | AggregateOptions | None) -> Bootstrap:
+        """From the config's ``aggregate`` block (a mapping, e.g. a rule's params, or the
+        study's typed options)."""
+        if not isinstance(block, AggregateOptions):
+            block = AggregateOptions.from_mapping(block, "aggregate")
+        return cls(block.bootstrap_resamples, block.confidence, block.seed)
 
 
 #: The default settings (frozen, so one shared instance is safe as a default argument).

@@ -41,6 +41,7 @@ def cost_table(
     embed_meta: Iterable[str | Path],
     embed_benchmarks: Iterable[str | Path],
     evaluate_benchmarks: Iterable[str | Path] = (),
+    sizes: Mapping[str, int],
 ) -> pd.DataFrame:
     """Cost per cell: embedding throughput, wall time and peak memory (Snakemake benchmark of
     the embed job), scoring wall time (transfer benchmarks + STS timings), next to the
@@ -84,4 +85,4 @@ def cost_table(
         "scoring wall s", "total wall s", STS_AVG, TRANSFER_AVG,
     ]  # fmt: skip
     table = pd.DataFrame(list(rows.values()), columns=columns)
-    return _sort_cells(table.round(2))
+    return _sort_cells(table.round(2), sizes)

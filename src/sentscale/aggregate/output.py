@@ -100,13 +100,14 @@ def write_score_tables(
     score_files: Iterable[str | Path],
     *,
     tasks: Sequence[str],
+    sizes: Mapping[str, int],
     csv: str | Path,
     markdown: str | Path,
     latex: str | Path,
     html: str | Path | None = None,
 ) -> pd.DataFrame:
     """The overview table (point estimates of every task, both averages)."""
-    table = score_table(load_scores(score_files), tasks)
+    table = score_table(load_scores(score_files), tasks, sizes=sizes)
     write_table(
         table,
         csv=csv,
@@ -118,10 +119,11 @@ def write_score_tables(
     return table
 
 
-def write_all_tables(
+def aggregate_job(
     score_files: Sequence[str | Path],
     *,
     tasks: Sequence[str],
+    sizes: Mapping[str, int],
     out: Mapping[str, Mapping[str, str | Path]],
     boot: Bootstrap = DEFAULT_BOOTSTRAP,
     eol_prompts: Sequence[str] = ("eol", "eol-paper-text"),
@@ -131,18 +133,20 @@ def write_all_tables(
     evaluate_benchmarks: Iterable[str | Path] = (),
     paper_csv: str | Path | None = None,
 ) -> dict[str, pd.DataFrame]:
-    """Every table of the study. ``out``: table name (scores, sts, transfer, gap, scale, cost,
-    paper) -> {csv, markdown, latex, html} paths; a name missing from ``out`` is not written."""
+    """The ``aggregate`` rule: every table of the study. ``sizes``: model -> parameter count
+    (the study's registry; rows sort by it). ``out``: table name (scores, sts, transfer, gap,
+    scale, cost, paper) -> {csv, markdown, latex, html} paths; a name missing from ``out`` is
+    not written."""
     results = read_results(score_files)
     boots = bootstrap_all(results, boot)
-    sts = sts_table(results, tasks, boots, boot)
-    transfer = transfer_table(results, tasks)
+    sts = sts_table(results, tasks, boots, boot, sizes=sizes)
+    transfer = transfer_table(results, tasks, sizes=sizes)
     paper = paper_results(paper_csv)
     max_items = {
         (r.get("protocol") or {}).get("max_items") for by in results.values() for r in by.values()
     }
     tables = {
-        "scores": score_table(load_scores(score_files), tasks),
+        "scores": score_table(load_scores(score_files), tasks, sizes=sizes),
         "sts": sts,
         "transfer": transfer,
         "gap": gap_table(
@@ -153,12 +157,13 @@ def write_all_tables(
             demo_kinds=demo_kinds if demo_kinds is not None else {"none": "none"},
             max_items=max(max_items - {None}, default=None),
         ),
-        "scale": scale_table(results, tasks, boots, boot),
+        "scale": scale_table(results, tasks, boots, boot, sizes=sizes),
         "cost": cost_table(
             results,
             embed_meta=embed_meta,
             embed_benchmarks=embed_benchmarks,
             evaluate_benchmarks=evaluate_benchmarks,
+            sizes=sizes,
         ),
         "paper": paper,
     }

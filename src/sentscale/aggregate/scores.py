@@ -10,7 +10,8 @@ from typing import Any
 
 import pandas as pd
 
-from .. import data, io, models
+from .. import data, io
+from ..models import params_of
 
 CELL_KEYS = ["model", "prompt", "demo"]
 CELL_COLUMNS = ["model", "params", "prompt", "demo"]
@@ -60,20 +61,15 @@ def paper_average(scores: Iterable[float]) -> float:
     return round(sum(values) / len(values), 2)
 
 
-def params_of(model: str) -> int:
-    try:
-        return models.get_spec(model).params
-    except Exception:  # noqa: BLE001 - a model unknown to this registry still gets a row
-        return 0
-
-
-def _sort_cells(frame: pd.DataFrame) -> pd.DataFrame:
-    frame.insert(1, "params", [params_of(m) for m in frame["model"]])
+def _sort_cells(frame: pd.DataFrame, sizes: Mapping[str, int]) -> pd.DataFrame:
+    frame.insert(1, "params", [params_of(m, sizes) for m in frame["model"]])
     frame = frame.sort_values(["params", "model", "prompt", "demo"], kind="stable")
     return frame.reset_index(drop=True)
 
 
-def score_table(long: pd.DataFrame, tasks: Sequence[str]) -> pd.DataFrame:
+def score_table(
+    long: pd.DataFrame, tasks: Sequence[str], *, sizes: Mapping[str, int]
+) -> pd.DataFrame:
     """Wide table: a row per cell, task columns in ``tasks`` order, then the averages."""
     wide = long.pivot_table(index=CELL_KEYS, columns="task", values="score")
     wide = wide.reindex(columns=[t for t in tasks if t in wide.columns])
@@ -85,7 +81,7 @@ def score_table(long: pd.DataFrame, tasks: Sequence[str]) -> pd.DataFrame:
         wide[TRANSFER_AVG] = [paper_average(row) for row in wide[transfer].to_numpy()]
     wide = wide.round(2).reset_index()
     wide.columns.name = None
-    return _sort_cells(wide)
+    return _sort_cells(wide, sizes)
 
 
 def format_params(params: int) -> str:

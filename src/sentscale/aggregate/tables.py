@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .. import data
+from ..models import params_of
 from .bootstrap import Bootstrap, CellBootstrap, compare_samples, percentile_ci, verdict
 from .scores import (
     BASELINE_PROMPT,
@@ -18,7 +19,6 @@ from .scores import (
     TRANSFER_AVG,
     _sort_cells,
     paper_average,
-    params_of,
 )
 
 
@@ -37,6 +37,8 @@ def sts_table(
     tasks: Sequence[str],
     boots: Mapping[tuple[str, str, str], CellBootstrap],
     boot: Bootstrap,
+    *,
+    sizes: Mapping[str, int],
 ) -> pd.DataFrame:
     """STS per task and average, each with ``<col> lo`` / ``<col> hi`` bootstrap CI columns."""
     sts = _sts_tasks(results, tasks)
@@ -63,11 +65,14 @@ def sts_table(
     columns = CELL_KEYS + [
         c for t in sts + ([STS_AVG] if sts else []) for c in (t, f"{t} lo", f"{t} hi")
     ]
-    return _sort_cells(pd.DataFrame(rows, columns=columns).round(2))
+    return _sort_cells(pd.DataFrame(rows, columns=columns).round(2), sizes)
 
 
 def transfer_table(
-    results: Mapping[tuple[str, str, str], Mapping[str, Mapping]], tasks: Sequence[str]
+    results: Mapping[tuple[str, str, str], Mapping[str, Mapping]],
+    tasks: Sequence[str],
+    *,
+    sizes: Mapping[str, int],
 ) -> pd.DataFrame:
     """Transfer accuracy per task (and MRPC F1 when scored), plus the average accuracy."""
     transfer = _transfer_tasks(results, tasks)
@@ -83,7 +88,7 @@ def transfer_table(
         rows.append(row)
     columns = CELL_KEYS + transfer + (["MRPC F1"] if "MRPC" in transfer else [])
     columns += [TRANSFER_AVG] if transfer else []
-    return _sort_cells(pd.DataFrame(rows, columns=columns).round(2))
+    return _sort_cells(pd.DataFrame(rows, columns=columns).round(2), sizes)
 
 
 def scale_table(
@@ -91,6 +96,8 @@ def scale_table(
     tasks: Sequence[str],
     boots: Mapping[tuple[str, str, str], CellBootstrap],
     boot: Bootstrap,
+    *,
+    sizes: Mapping[str, int],
 ) -> pd.DataFrame:
     """Does scale help? For each prompt/demo choice, adjacent model sizes (LMs, not baselines)
     compared per STS task and on the STS average with a paired bootstrap on the same pairs."""
@@ -101,7 +108,7 @@ def scale_table(
             groups.setdefault((prompt, demo), []).append(model)
     rows = []
     for (prompt, demo), names in sorted(groups.items()):
-        names = sorted(names, key=lambda m: (params_of(m), m))
+        names = sorted(names, key=lambda m: (params_of(m, sizes), m))
         for small, large in zip(names, names[1:], strict=False):
             a, b = boots[(small, prompt, demo)], boots[(large, prompt, demo)]
             paired_tasks = []
@@ -111,8 +118,8 @@ def scale_table(
                     "demo": demo,
                     "smaller": small,
                     "larger": large,
-                    "params smaller": params_of(small),
-                    "params larger": params_of(large),
+                    "params smaller": params_of(small, sizes),
+                    "params larger": params_of(large, sizes),
                     "task": task,
                 }
                 if task == STS_AVG:

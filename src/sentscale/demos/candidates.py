@@ -3,16 +3,15 @@ dictionary candidates, and the pool a selection job scores."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from .. import io, prompts
-from ..errors import ConfigError, DataError
+from ..errors import DataError
 
 DICTIONARY_FILE = "dictionary_candidates.tsv"
 
@@ -125,22 +124,3 @@ def pool_candidates(
         return pool, len(pool)
     keep = np.sort(np.random.default_rng(seed).choice(len(pool), max_candidates, replace=False))
     return [pool[i] for i in keep], len(pool)
-
-
-def gather_candidates(
-    select: Mapping[str, Any],
-    *,
-    self_labelled_tsv: str | Path | None = None,
-    labeller: str | None = None,
-) -> tuple[list[Candidate], int]:
-    """The pool a selection job scores: self-labelled, then files, then dictionary."""
-    cands = select["candidates"]
-    sources: list[Sequence[Candidate]] = []
-    if cands["self_labelled"]:
-        if self_labelled_tsv is None:
-            raise ConfigError("self-labelled candidates are configured but no file was given")
-        sources.append(read_candidates(self_labelled_tsv, f"self-labelled:{labeller}"))
-    sources += [read_candidates(path) for path in cands["files"]]
-    if cands["dictionary"]:
-        sources.append(dictionary_candidates())
-    return pool_candidates(sources, select["max_candidates"], select["seed"])

@@ -4,7 +4,6 @@ sentences (greedy decoding of the PromptEOL prompt, kept only if it is one word)
 from __future__ import annotations
 
 import logging
-import platform
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -12,11 +11,13 @@ from typing import Any
 
 import numpy as np
 
-from .. import __version__, data, io, models, prompts
+from .. import data, io, models, prompts
+from ..context import JobContext
 from ..errors import DataError
+from ..options import EmbedOptions
 from .candidates import Candidate, write_candidates
 from .guard import LABELLING_FILES, stsb_train_sentences
-from .options import ATTEMPTS_PER_CANDIDATE, LABEL_PROMPT
+from .options import ATTEMPTS_PER_CANDIDATE, LABEL_PROMPT, SelfLabelled
 
 log = logging.getLogger(__package__)
 
@@ -127,48 +128,49 @@ def self_label(
 
 
 def label_candidates_job(
+    ctx: JobContext,
     labeller: str,
-    labelled: Mapping[str, Any],
+    labelled: Mapping[str, Any] | SelfLabelled,
     *,
     data_dir: str | Path,
     models_dir: str | Path,
     out_tsv: str | Path,
     out_meta: str | Path,
-    embed_options: Mapping[str, Any] | None = None,
-    registry: Mapping[str, Any] | None = None,
-    threads: int | None = None,
+    embed_options: Mapping[str, Any] | EmbedOptions,
 ) -> dict[str, Any]:
-    """Workflow step: sample STS-B train sentences and let ``labeller`` write their word."""
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
-    models.load_registry(dict(registry or {}))
-    options = dict(embed_options or {})
+    """The ``label_candidates`` rule: sample STS-B train sentences and let ``labeller`` write
+    their word. ``labelled``: the ``self_labelled`` block; ``embed_options``: how the labeller
+    is loaded (dtype, device, quantization)."""
+    ctx.set_torch_threads()
+    if not isinstance(labelled, SelfLabelled):
+        labelled = SelfLabelled.from_mapping(labelled, "candidates.self_labelled")
+    options = (
+        embed_options
+        if isinstance(embed_options, EmbedOptions)
+        else EmbedOptions.from_mapping(embed_options, "embed")
+    )
     started = time.perf_counter()
     model, tokenizer = models.load_causal_lm(
-        labeller,
+        ctx.registry[labeller],
         models_dir=models_dir,
-        dtype=options.get("dtype", "float32"),
-        device=options.get("device", "auto"),
-        quantization=options.get("quantization"),
+        **options.loading(),
     )
     load_s = time.perf_counter() - started
     order = sample_sentences(
         stsb_train_sentences(data_dir),
-        labelled["seed"],
-        min_words=labelled["min_words"],
-        max_words=labelled["max_words"],
+        labelled.seed,
+        min_words=labelled.min_words,
+        max_words=labelled.max_words,
     )
     started = time.perf_counter()
     candidates, attempts = self_label(
         model,
         tokenizer,
         order,
-        n=labelled["n"],
+        n=labelled.n,
         labeller=labeller,
-        prime=labelled["prime"],
-        max_new_tokens=labelled["max_new_tokens"],
+        prime=labelled.prime,
+        max_new_tokens=labelled.max_new_tokens,
     )
     label_s = time.perf_counter() - started
     _check_labelled(labeller, labelled, candidates, attempts, out_meta)
@@ -178,12 +180,12 @@ def label_candidates_job(
         comments=[
             "self-labelled demonstration candidates (sentscale.demos)",
             f"labeller: {labeller}",
-            f"sentences: STS-B train, seed {labelled['seed']}; prompt {LABEL_PROMPT!r}, "
-            f"greedy, prime {[[d['sentence'], d['word']] for d in labelled['prime']]}",
+            f"sentences: STS-B train, seed {labelled.seed}; prompt {LABEL_PROMPT!r}, "
+            f"greedy, prime {[[d.sentence, d.word] for d in labelled.prime]}",
         ],
     )
     meta = _labelling_record(
-        labeller, labelled, options, candidates, attempts, data_dir, load_s, label_s
+        ctx, labeller, labelled, options, candidates, attempts, data_dir, load_s, label_s
     )
     io.write_json(out_meta, meta)
     return meta
@@ -196,20 +198,21 @@ def _check_labelled(labeller, labelled, candidates, attempts, out_meta) -> None:
             f"labeller {labeller!r} gave no one-word answer for any of {len(attempts)} "
             f"STS-B train sentences (see {out_meta}); try another labeller or a prime demo"
         )
-    if len(candidates) < labelled["n"]:
+    if len(candidates) < labelled.n:
         log.warning(
             "labeller %s: only %d of %d requested candidates after %d attempts",
             labeller,
             len(candidates),
-            labelled["n"],
+            labelled.n,
             len(attempts),
         )
 
 
 def _labelling_record(
+    ctx: JobContext,
     labeller: str,
-    labelled: Mapping[str, Any],
-    options: Mapping[str, Any],
+    labelled: SelfLabelled,
+    options: EmbedOptions,
     candidates: Sequence[Candidate],
     attempts: Sequence[Mapping[str, Any]],
     data_dir: str | Path,
@@ -219,12 +222,12 @@ def _labelling_record(
     """The labelling job's ``meta.json``: settings, every attempt, data fingerprint, timings."""
     return {
         "labeller": labeller,
-        "settings": dict(labelled),
+        "settings": labelled.to_dict(),
         "prompt": prompts.prompt_metadata(
-            prompts.get_variant(LABEL_PROMPT), prompts.as_demos(labelled["prime"])
+            prompts.get_variant(LABEL_PROMPT), prompts.as_demos(labelled.prime)
         ),
-        "dtype": options.get("dtype", "float32"),
-        "n_requested": labelled["n"],
+        "dtype": options.dtype,
+        "n_requested": labelled.n,
         "n_labelled": len(candidates),
         "attempts": attempts,
         "data_files": list(LABELLING_FILES),
@@ -232,6 +235,5 @@ def _labelling_record(
             [Path(data_dir) / rel for rel in LABELLING_FILES], root=data_dir
         ),
         "timings": {"load_s": round(load_s, 3), "label_s": round(label_s, 3)},
-        "sentscale_version": __version__,
-        "host": platform.node(),
+        "provenance": ctx.provenance(),
     }

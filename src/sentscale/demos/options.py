@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import models, prompts
+from .. import prompts
 from ..errors import ConfigError, DataError, ModelError
+from ..models import Registry
+from ..options import SENTEVAL_SEED, Options, unknown_key_message
 from .candidates import _check_demo_text, dictionary_candidates, read_candidates
 
 #: ``labeller: self``: every model labels its own candidates.
@@ -18,120 +21,182 @@ LABEL_PROMPT = "eol"
 #: Sentences tried per requested candidate before self-labelling gives up.
 ATTEMPTS_PER_CANDIDATE = 8
 
-SELF_LABELLED_DEFAULTS: dict[str, Any] = {
-    "labeller": SELF,
-    "n": 8,
-    "seed": 1111,
-    "min_words": 3,
-    "max_words": 12,
-    "max_new_tokens": 8,
-    # One priming demonstration (the paper's OPT-125M demo) so that small instruct checkpoints
-    # answer with a word instead of echoing the sentence; [] labels with the bare prompt.
-    "prime": [{"sentence": "A man is smoking.", "word": "Smoking"}],
-}
-SELECT_DEFAULTS: dict[str, Any] = {
-    "max_candidates": None,
-    "dev_max_items": None,
-    "seed": 1111,
-}
 CANDIDATE_KEYS = ("self_labelled", "files", "dictionary")
+#: One priming demonstration (the paper's OPT-125M demo) so that small instruct checkpoints
+#: answer with a word instead of echoing the sentence; ``prime: []`` labels with the bare prompt.
+DEFAULT_PRIME = (prompts.Demo("A man is smoking.", "Smoking"),)
 
 
-def parse_select(name: str, spec: Mapping[str, Any], model_names: Sequence[str]) -> dict:
-    """The ``demos.<name>.select`` block with defaults filled in; ConfigError on any problem.
+@dataclass(frozen=True)
+class SelfLabelled(Options):
+    """``candidates.self_labelled``: n STS-B train sentences labelled by greedy decoding."""
+
+    labeller: str = SELF
+    n: int = 8
+    seed: int = SENTEVAL_SEED
+    min_words: int = 3
+    max_words: int = 12
+    max_new_tokens: int = 8
+    prime: tuple[prompts.Demo, ...] = DEFAULT_PRIME
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "prime", prompts.as_demos(self.prime or ()))
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        out["prime"] = [d.to_dict() for d in self.prime]
+        return out
+
+
+@dataclass(frozen=True)
+class CandidateSources(Options):
+    """``select.candidates``: where the candidate demonstrations come from, pooled in order."""
+
+    self_labelled: SelfLabelled | None = None
+    files: tuple[str, ...] = ()
+    dictionary: bool = False
+
+    @classmethod
+    def from_mapping(cls, block, where: str = "") -> CandidateSources:
+        block = dict(block or {})
+        labelled = block.get("self_labelled")
+        return cls(
+            self_labelled=None if labelled is None else SelfLabelled.from_mapping(labelled),
+            files=tuple(str(f) for f in block.get("files") or ()),
+            dictionary=bool(block.get("dictionary", False)),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dictionary": self.dictionary,
+            "files": list(self.files),
+            "self_labelled": None if self.self_labelled is None else self.self_labelled.to_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class SelectOptions(Options):
+    """A ``demos.<name>.select`` block: the candidate pool and how it is scored on STS-B dev."""
+
+    candidates: CandidateSources = CandidateSources()
+    #: cap on the pool (seeded sample); each candidate costs one dev pass
+    max_candidates: int | None = None
+    #: a seeded subsample of STS-B dev pairs; None: all 1500
+    dev_max_items: int | None = None
+    #: seed of the cap and of the dev subsample
+    seed: int = SENTEVAL_SEED
+
+    @classmethod
+    def from_mapping(cls, block, where: str = "") -> SelectOptions:
+        """From a parsed block (a rule's params); :func:`parse_select` checks a config's."""
+        block = dict(block)
+        return cls(
+            candidates=CandidateSources.from_mapping(block.pop("candidates", None)),
+            **block,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        out["candidates"] = self.candidates.to_dict()
+        return out
+
+    def labeller_for(self, model: str) -> str | None:
+        """The model that labels ``model``'s self-labelled candidates (None: no such source)."""
+        labelled = self.candidates.self_labelled
+        if labelled is None:
+            return None
+        return model if labelled.labeller == SELF else labelled.labeller
+
+
+def _unknown(where: str, block: Mapping[str, Any], cls: type[Options]) -> list[str]:
+    allowed = [f.name for f in dataclasses.fields(cls)]
+    return [unknown_key_message(where, k, allowed) for k in block if k not in allowed]
+
+
+def parse_select(
+    name: str, spec: Mapping[str, Any], model_names: Sequence[str], registry: Registry
+) -> SelectOptions:
+    """The ``demos.<name>.select`` block as options; ConfigError listing every problem.
 
     ``model_names`` are the study's causal LMs; a labeller may be one of them, any other
-    registry causal LM (provisioned like the others), or ``self``.
+    causal LM of the study's ``registry`` (provisioned like the others), or ``self``.
     """
     where = f"demos.{name}.select"
     spec = dict(spec or {})
-    problems = []
-    unknown = sorted(set(spec) - {"candidates", *SELECT_DEFAULTS})
-    if unknown:
-        problems.append(f"unknown keys {unknown}")
-    out = {**SELECT_DEFAULTS, **{k: v for k, v in spec.items() if k in SELECT_DEFAULTS}}
+    problems = _unknown(where, spec, SelectOptions)
     for key in ("max_candidates", "dev_max_items"):
-        value = out[key]
+        value = spec.get(key)
         if value is not None and (not isinstance(value, int) or value < 1):
             problems.append(f"{key} must be a positive integer or null, got {value!r}")
-    if not isinstance(out["seed"], int):
-        problems.append(f"seed must be an integer, got {out['seed']!r}")
+    if not isinstance(spec.get("seed", SENTEVAL_SEED), int):
+        problems.append(f"seed must be an integer, got {spec['seed']!r}")
 
     raw = dict(spec.get("candidates") or {})
-    unknown = sorted(set(raw) - set(CANDIDATE_KEYS))
-    if unknown:
-        problems.append(f"candidates: unknown keys {unknown}; expected some of {CANDIDATE_KEYS}")
-    candidates: dict[str, Any] = {
-        "self_labelled": None,
-        "files": [str(f) for f in raw.get("files") or []],
-        "dictionary": bool(raw.get("dictionary", False)),
-    }
-    if raw.get("self_labelled") is not None:
-        labelled = {**copy.deepcopy(SELF_LABELLED_DEFAULTS), **dict(raw["self_labelled"])}
-        bad = sorted(set(labelled) - set(SELF_LABELLED_DEFAULTS))
-        if bad:
-            problems.append(f"candidates.self_labelled: unknown keys {bad}")
-        labeller = labelled["labeller"]
-        if labeller != SELF:
-            try:
-                spec_ = models.get_spec(labeller)
-            except ModelError as err:
-                problems.append(f"candidates.self_labelled.labeller: {err}")
-            else:
-                if spec_.kind != "causal-lm":
-                    problems.append(
-                        f"candidates.self_labelled.labeller: {labeller!r} is a {spec_.kind}; "
-                        "a labeller must be a causal LM (or 'self')"
-                    )
-        for key in ("n", "min_words", "max_words", "max_new_tokens"):
-            if not isinstance(labelled[key], int) or labelled[key] < 1:
-                problems.append(
-                    f"candidates.self_labelled.{key} must be a positive integer, "
-                    f"got {labelled[key]!r}"
-                )
-        if all(isinstance(labelled[k], int) for k in ("min_words", "max_words")) and (
-            labelled["min_words"] > labelled["max_words"]
-        ):
-            problems.append("candidates.self_labelled: min_words is larger than max_words")
-        try:
-            labelled["prime"] = [d.to_dict() for d in prompts.as_demos(labelled["prime"] or [])]
-        except (ConfigError, KeyError, TypeError) as err:
-            problems.append(f"candidates.self_labelled.prime: {err}")
-        else:
-            for d in labelled["prime"]:
-                why = _check_demo_text(d["sentence"], d["word"])
-                if why:
-                    problems.append(f"candidates.self_labelled.prime: expected {why}")
-        candidates["self_labelled"] = labelled
-    for path in candidates["files"]:
+    problems += _unknown(f"{where}.candidates", raw, CandidateSources)
+    labelled = raw.get("self_labelled")
+    if labelled is not None:
+        problems += _check_self_labelled(dict(labelled), registry)
+    for path in raw.get("files") or ():
         if not Path(path).is_file():
             problems.append(f"candidates.files: no such candidate file {path}")
-    if not (candidates["self_labelled"] or candidates["files"] or candidates["dictionary"]):
+    if not (labelled is not None or raw.get("files") or raw.get("dictionary")):
         problems.append("candidates: no source; give self_labelled, files and/or dictionary: true")
     if problems:
         raise ConfigError(f"{where}: " + "; ".join(problems))
-    out["candidates"] = candidates
-    return out
+    return SelectOptions.from_mapping({**spec, "candidates": raw})
 
 
-def labeller_for(select: Mapping[str, Any], model: str) -> str | None:
+def _check_self_labelled(labelled: dict[str, Any], registry: Registry) -> list[str]:
+    problems = _unknown("candidates.self_labelled", labelled, SelfLabelled)
+    labelled = {**SelfLabelled().to_dict(), **labelled}  # the defaults, for the checks below
+    labeller = labelled["labeller"]
+    if labeller != SELF:
+        try:
+            spec = registry[labeller]
+        except ModelError as err:
+            problems.append(f"candidates.self_labelled.labeller: {err}")
+        else:
+            if spec.kind != "causal-lm":
+                problems.append(
+                    f"candidates.self_labelled.labeller: {labeller!r} is a {spec.kind}; "
+                    "a labeller must be a causal LM (or 'self')"
+                )
+    for key in ("n", "min_words", "max_words", "max_new_tokens"):
+        value = labelled[key]
+        if not isinstance(value, int) or value < 1:
+            problems.append(
+                f"candidates.self_labelled.{key} must be a positive integer, got {value!r}"
+            )
+    low, high = labelled["min_words"], labelled["max_words"]
+    if isinstance(low, int) and isinstance(high, int) and low > high:
+        problems.append("candidates.self_labelled: min_words is larger than max_words")
+    try:
+        prime = prompts.as_demos(labelled["prime"] or [])
+    except (ConfigError, KeyError, TypeError) as err:
+        problems.append(f"candidates.self_labelled.prime: {err}")
+    else:
+        for d in prime:
+            why = _check_demo_text(d.sentence, d.word)
+            if why:
+                problems.append(f"candidates.self_labelled.prime: expected {why}")
+    return problems
+
+
+def labeller_for(select: SelectOptions, model: str) -> str | None:
     """The model that labels ``model``'s self-labelled candidates (None: no such source)."""
-    labelled = select["candidates"]["self_labelled"]
-    if not labelled:
-        return None
-    return model if labelled["labeller"] == SELF else labelled["labeller"]
+    return select.labeller_for(model)
 
 
-def estimated_candidates(select: Mapping[str, Any]) -> int:
+def estimated_candidates(select: SelectOptions) -> int:
     """Upper bound on the candidates a selection job scores (for job resources)."""
-    cands = select["candidates"]
-    total = cands["self_labelled"]["n"] if cands["self_labelled"] else 0
-    for path in cands["files"]:
+    cands = select.candidates
+    total = cands.self_labelled.n if cands.self_labelled else 0
+    for path in cands.files:
         try:
             total += len(read_candidates(path))
         except DataError:
             pass  # the selection job reports it
-    if cands["dictionary"]:
+    if cands.dictionary:
         total += len(dictionary_candidates())
-    cap = select["max_candidates"]
+    cap = select.max_candidates
     return min(total, cap) if cap else total

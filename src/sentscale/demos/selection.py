@@ -8,7 +8,6 @@ sentences, plus one pass without a demonstration for the baseline.
 from __future__ import annotations
 
 import logging
-import platform
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -16,16 +15,44 @@ from typing import Any
 
 import numpy as np
 
-from .. import __version__, data, io, models, prompts
-from ..errors import DataError
-from .candidates import Candidate, gather_candidates
+from .. import data, io, models, prompts
+from ..context import JobContext
+from ..errors import ConfigError, DataError
+from ..models import ModelSpec
+from ..options import SENTEVAL_SEED, EmbedOptions
+from .candidates import (
+    Candidate,
+    dictionary_candidates,
+    pool_candidates,
+    read_candidates,
+)
 from .guard import SELECTION_FILES, SELECTION_TASK, load_dev
+from .options import SelectOptions
 from .ranking import select_best, write_ranking
 
 log = logging.getLogger(__package__)
 
 #: Builds the encoder for one demonstration list (the same loaded model every time).
 EncoderFactory = Callable[[tuple[prompts.Demo, ...]], Callable[[list[str]], np.ndarray]]
+
+
+def gather_candidates(
+    select: SelectOptions,
+    *,
+    self_labelled_tsv: str | Path | None = None,
+    labeller: str | None = None,
+) -> tuple[list[Candidate], int]:
+    """The pool a selection job scores: self-labelled, then files, then dictionary."""
+    cands = select.candidates
+    sources: list[Sequence[Candidate]] = []
+    if cands.self_labelled:
+        if self_labelled_tsv is None:
+            raise ConfigError("self-labelled candidates are configured but no file was given")
+        sources.append(read_candidates(self_labelled_tsv, f"self-labelled:{labeller}"))
+    sources += [read_candidates(path) for path in cands.files]
+    if cands.dictionary:
+        sources.append(dictionary_candidates())
+    return pool_candidates(sources, select.max_candidates, select.seed)
 
 
 def embedder_factory(
@@ -63,7 +90,7 @@ def score_candidates(
     *,
     data_dir: str | Path,
     dev_max_items: int | None = None,
-    seed: int = 1111,
+    seed: int = SENTEVAL_SEED,
     baseline: bool = True,
 ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     """STS-B dev Spearman (x100) of every candidate prepended as the demonstration.
@@ -117,6 +144,7 @@ def score_candidates(
 
 
 def select_demo_job(
+    ctx: JobContext,
     cell: Mapping[str, Any],
     *,
     data_dir: str | Path,
@@ -124,45 +152,42 @@ def select_demo_job(
     out_selected: str | Path,
     out_ranking: str | Path,
     self_labelled_tsv: str | Path | None = None,
-    threads: int | None = None,
 ) -> dict[str, Any]:
     """Workflow step: score the candidate pool of one select cell on STS-B dev, keep the best.
 
-    ``cell`` (the workflow's ``select_params``): model, prompt (variant dict), choice (demo
+    ``cell`` (the workflow's ``get_select_params``): model, prompt (variant dict), choice (demo
     choice name), select (parsed spec), labeller, embed options, registry.
     """
     from .. import evaluation
 
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
-    models.load_registry(dict(cell.get("registry") or {}))
-    select = cell["select"]
-    options = dict(cell.get("embed") or {})
+    ctx.set_torch_threads()
+    select = SelectOptions.from_mapping(cell["select"])
+    options = EmbedOptions.from_mapping(cell["embed"], "embed")
     variant = prompts.PromptVariant(**cell["prompt"])
     candidates, n_pooled = gather_candidates(
-        select, self_labelled_tsv=self_labelled_tsv, labeller=cell.get("labeller")
+        select, self_labelled_tsv=self_labelled_tsv, labeller=cell["labeller"]
     )
     log.info("%d candidates (pool of %d) for %s", len(candidates), n_pooled, cell["model"])
 
-    factory, load_s = _load_factory(cell["model"], variant, options, models_dir)
+    factory, load_s = _load_factory(ctx.registry[cell["model"]], variant, options, models_dir)
     started = time.perf_counter()
     rows, base = score_candidates(
         factory,
         candidates,
         data_dir=data_dir,
-        dev_max_items=select["dev_max_items"],
-        seed=select["seed"],
+        dev_max_items=select.dev_max_items,
+        seed=select.seed,
     )
     score_s = time.perf_counter() - started
     best = select_best(rows)
     write_ranking(out_ranking, rows)
 
-    dev = load_dev(data_dir, select["dev_max_items"], select["seed"])
+    dev = load_dev(data_dir, select.dev_max_items, select.seed)
     n_sentences = len(evaluation.sentences_to_encode(dev))
     record = _selection_record(
+        ctx,
         cell,
+        select,
         variant,
         options,
         candidates,
@@ -190,37 +215,36 @@ def select_demo_job(
 
 
 def _load_factory(
-    model_name: str,
+    spec: ModelSpec,
     variant: prompts.PromptVariant,
-    options: Mapping[str, Any],
+    options: EmbedOptions,
     models_dir: str | Path,
 ) -> tuple[EncoderFactory, float]:
     """The selection model, loaded once, as an encoder factory; and its load time (s)."""
     started = time.perf_counter()
     model, tokenizer = models.load_causal_lm(
-        model_name,
+        spec,
         models_dir=models_dir,
-        dtype=options.get("dtype", "float32"),
-        device=options.get("device", "auto"),
-        quantization=options.get("quantization"),
+        **options.loading(),
     )
     load_s = time.perf_counter() - started
     factory = embedder_factory(
         model,
         tokenizer,
         variant,
-        name=model_name,
-        preprocess=options.get("preprocess", True),
-        batch_size=options.get("batch_size", 16),
-        max_tokens=options.get("max_tokens"),
+        name=spec.name,
+        preprocess=options.preprocess,
+        batch_size=options.batch_size,
     )
     return factory, load_s
 
 
 def _selection_record(
+    ctx: JobContext,
     cell: Mapping[str, Any],
+    select: SelectOptions,
     variant: prompts.PromptVariant,
-    options: Mapping[str, Any],
+    options: EmbedOptions,
     candidates: Sequence[Candidate],
     n_pooled: int,
     rows: Sequence[Mapping[str, Any]],
@@ -235,12 +259,11 @@ def _selection_record(
 ) -> dict[str, Any]:
     """The selection job's ``selected.json``: the chosen demo, its gain, the spread of every
     candidate's score, provenance and cost."""
-    select = cell["select"]
     scores = np.array([r["dev_spearman"] for r in rows], dtype=float)
     return {
         "model": cell["model"],
         "prompt": variant.name,
-        "choice": cell.get("choice"),
+        "choice": cell["choice"],
         "task": SELECTION_TASK,
         "demo": {"sentence": best["sentence"], "word": best["word"]},
         "source": best["source"],
@@ -259,10 +282,10 @@ def _selection_record(
         "sources": {
             s: sum(r["source"] == s for r in rows) for s in dict.fromkeys(r["source"] for r in rows)
         },
-        "labeller": cell.get("labeller"),
-        "select": dict(select),
+        "labeller": cell["labeller"],
+        "select": select.to_dict(),
         "prompt_spec": variant.to_dict(),
-        "embed": options,
+        "embed": options.to_dict(),
         "data_files": list(SELECTION_FILES),
         "data_fingerprint": data.task_fingerprint(SELECTION_TASK, data_dir),
         "dev_pairs": len(dev.splits["dev"]),
@@ -275,8 +298,7 @@ def _selection_record(
             "score_s": round(score_s, 3),
             "seconds_per_candidate": round(score_s / max(1, len(rows) + bool(base)), 3),
         },
-        "sentscale_version": __version__,
-        "host": platform.node(),
+        "provenance": ctx.provenance(),
     }
 
 

@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from .. import io, models
+from .. import io
+from ..models import params_of
 from .ranking import read_ranking
 
 
@@ -19,16 +20,17 @@ def plot_dev_scores(
     rankings: Sequence[str | Path],
     out_png: str | Path,
     *,
+    sizes: Mapping[str, int],
     title: str | None = None,
 ) -> Path:
     """Distribution of candidates' STS-B dev Spearman per model (models by size): every
     candidate as a dot over a box, the chosen one as a star, no demonstration as a bar.
     ``selections[i]`` and ``rankings[i]`` are one selection job's ``selected.json`` and
-    ``ranking.tsv``."""
+    ``ranking.tsv``; ``sizes``: model -> parameter count (models sort by it)."""
     from ..plots.candidates import CandidateColumn, dev_scores_style, plot_candidates
 
     pairs = [(io.read_json(s), read_ranking(r)) for s, r in zip(selections, rankings, strict=True)]
-    pairs.sort(key=lambda p: (models.get_spec(p[0]["model"]).params, p[0]["model"]))
+    pairs.sort(key=lambda p: (params_of(p[0]["model"], sizes), p[0]["model"]))
     columns = []
     for record, ranking in pairs:
         values = ranking["dev_spearman"].to_numpy(dtype=float)
@@ -51,6 +53,7 @@ def summary_rows(
     *,
     no_demo: str | None,
     tasks: Sequence[str],
+    sizes: Mapping[str, int],
 ) -> list[dict[str, Any]]:
     """Per select cell: the chosen demo, its dev score and gain over no demonstration, and per
     task the selected cell's test score and its gain over the no-demo cell (``no_demo``: that
@@ -68,7 +71,7 @@ def summary_rows(
         r = io.read_json(path)
         row: dict[str, Any] = {
             "model": r["model"],
-            "params": models.get_spec(r["model"]).params,
+            "params": params_of(r["model"], sizes),
             "prompt": r["prompt"],
             "choice": r["choice"],
             "sentence": r["demo"]["sentence"],

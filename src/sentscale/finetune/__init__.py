@@ -31,11 +31,12 @@ Modules: ``recipe`` (defaults, overrides, checks, step counts), ``triplets`` (th
 """
 
 from ..adapters import ADAPTER_RECORD, CSE_DEMO, apply_adapter, read_adapter_record
-from .job import finetune_model
+from .job import finetune_job
 from .model import add_lora, check_quantization, load_base, lora_config
 from .recipe import (
     NLI_FOR_SIMCSE_ROWS,
     RECIPE_DEFAULTS,
+    FinetuneRecipe,
     planned_steps,
     resolve_recipe,
     runtime_scale,
@@ -46,6 +47,7 @@ from .triplets import TRIPLET_COLUMNS, Triplets, load_triplets
 __all__ = [
     "ADAPTER_RECORD",
     "CSE_DEMO",
+    "FinetuneRecipe",
     "NLI_FOR_SIMCSE_ROWS",
     "RECIPE_DEFAULTS",
     "TRIPLET_COLUMNS",
@@ -54,7 +56,7 @@ __all__ = [
     "add_lora",
     "apply_adapter",
     "check_quantization",
-    "finetune_model",
+    "finetune_job",
     "info_nce",
     "load_base",
     "load_triplets",

@@ -8,10 +8,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .. import __version__, io, models, prompts
+from .. import __version__, io, prompts
+from ..context import JobContext
+from ..options import EmbedOptions
 from ..runtime import module_versions, peak_rss_mb
 from .model import load_base
-from .recipe import resolve_recipe
+from .recipe import FinetuneRecipe
 from .trainer import Trainer
 from .triplets import load_triplets
 
@@ -21,7 +23,8 @@ log = logging.getLogger(__package__)
 RECORDED_MODULES = ("torch", "transformers", "peft")
 
 
-def finetune_model(
+def finetune_job(
+    ctx: JobContext,
     job: Mapping[str, Any],
     *,
     triplets_path: str | Path,
@@ -29,26 +32,21 @@ def finetune_model(
     models_dir: str | Path,
     out_adapter: str | Path,
     out_log: str | Path,
-    threads: int | None = None,
 ) -> dict[str, Any]:
-    """The workflow's ``finetune`` job: train ``job["model"]`` with ``job["recipe"]``.
+    """The ``finetune`` rule: train ``job["model"]`` with ``job["recipe"]``.
 
     ``job`` is the rule's params: model, prompt (variant dict), recipe (resolved), embed
     options (device, batch_size, preprocess), evaluate seed (of the dev subsample), registry."""
-    import torch
-
-    if threads:
-        torch.set_num_threads(threads)
-    models.load_registry(job.get("registry") or {})
-    recipe = resolve_recipe(job["recipe"], job["model"])
-    embed = dict(job.get("embed") or {})
+    ctx.set_torch_threads()
+    recipe = FinetuneRecipe.from_mapping(job["recipe"], f"finetune.models.{job['model']}")
+    embed = EmbedOptions.from_mapping(job["embed"], "embed")
     variant = prompts.PromptVariant(**job["prompt"])
-    preprocess = embed.get("preprocess", True)
+    preprocess = embed.preprocess
     triplets = load_triplets(triplets_path)
     log.info("%s: %d triplets (sha256 %s)", triplets.path, len(triplets), triplets.sha256[:12])
     t_load = time.perf_counter()
     model, tokenizer = load_base(
-        job["model"], models_dir=models_dir, recipe=recipe, device=embed.get("device", "auto")
+        ctx.registry[job["model"]], models_dir=models_dir, recipe=recipe, device=embed.device
     )
     load_s = time.perf_counter() - t_load
     trainer = Trainer(
@@ -57,21 +55,21 @@ def finetune_model(
         recipe,
         variant=variant,
         preprocess=preprocess,
-        eval_batch_size=embed.get("batch_size", 64),
+        eval_batch_size=embed.batch_size,
         name=job["model"],
     )
     record = {
         "model": job["model"],
         "prompt": variant.to_dict(),
         "preprocess": preprocess,
-        "recipe": recipe,
+        "recipe": recipe.to_dict(),
         "triplets_sha256": triplets.sha256,
     }
     result = trainer.train(
         triplets,
         data_dir=data_dir,
         out_adapter=out_adapter,
-        dev_seed=job.get("dev_seed", 1111),
+        dev_seed=job["dev_seed"],
         record=record,
     )
 
@@ -83,6 +81,7 @@ def finetune_model(
         "load_s": round(load_s, 3),
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "versions": {"sentscale": __version__, **module_versions(RECORDED_MODULES)},
+        "provenance": ctx.provenance(),
     }
     first, last = result["loss"][0]["loss"], result["loss"][-1]["loss"]
     log.info(

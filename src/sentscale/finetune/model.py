@@ -4,22 +4,22 @@ its trainable LoRA wrapper."""
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from .. import models
 from ..errors import ConfigError
+from ..models import ModelSpec
+from .recipe import FinetuneRecipe
 
 
-def lora_config(recipe: Mapping[str, Any]):
+def lora_config(recipe: FinetuneRecipe):
     """LoRA on every linear layer except the output layer (peft's ``all-linear``)."""
     from peft import LoraConfig
 
     return LoraConfig(
-        r=recipe["lora_r"],
-        lora_alpha=recipe["lora_alpha"],
-        lora_dropout=recipe["lora_dropout"],
+        r=recipe.lora_r,
+        lora_alpha=recipe.lora_alpha,
+        lora_dropout=recipe.lora_dropout,
         target_modules="all-linear",
         bias="none",
     )
@@ -42,20 +42,20 @@ def check_quantization(quantization: str | None, device: str) -> None:
 
 
 def load_base(
-    name: str, *, models_dir: str | Path, recipe: Mapping[str, Any], device: str = "auto"
+    spec: ModelSpec, *, models_dir: str | Path, recipe: FinetuneRecipe, device: str = "auto"
 ):
     """``(model, tokenizer)`` loaded as the embedder loads them; 4-bit NF4 + double
     quantisation when the recipe asks for QLoRA (CUDA only)."""
     device = models.resolve_device(device)
-    quantization = recipe["quantization"]
+    quantization = recipe.quantization
     check_quantization(quantization, device)
     options = None
     if quantization == "4bit":
         options = {"bnb_4bit_quant_type": "nf4", "bnb_4bit_use_double_quant": True}
     model, tokenizer = models.load_causal_lm(
-        name,
+        spec,
         models_dir=models_dir,
-        dtype=recipe["dtype"],
+        dtype=recipe.dtype,
         device=device,
         quantization=quantization,
         quantization_options=options,
@@ -63,12 +63,12 @@ def load_base(
     return model, tokenizer
 
 
-def add_lora(model, recipe: Mapping[str, Any]):
+def add_lora(model, recipe: FinetuneRecipe):
     """Wrap ``model`` (a causal LM) in a trainable peft model; returns the PeftModel."""
     from peft import get_peft_model, prepare_model_for_kbit_training
 
-    checkpointing = recipe["gradient_checkpointing"]
-    if recipe["quantization"] is not None:
+    checkpointing = recipe.gradient_checkpointing
+    if recipe.quantization is not None:
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=checkpointing)
     elif checkpointing:
         model.gradient_checkpointing_enable()

@@ -2,45 +2,59 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from .. import models
 from ..errors import ConfigError
+from ..options import DTYPES, Options
 
 #: Rows of nli_for_simcse.csv, for runtime estimates when the data size is not known.
 NLI_FOR_SIMCSE_ROWS = 275_601
 
-#: The paper's recipe. ``batch_size`` is the effective batch (optimiser step); the loss and
-#: its in-batch negatives are computed per ``micro_batch_size`` triplets (gradient accumulation).
-RECIPE_DEFAULTS: dict[str, Any] = {
-    "lora_r": 64,
-    "lora_alpha": 16,
-    "lora_dropout": 0.05,
-    "temperature": 0.05,
-    "max_length": 32,
-    "epochs": 1,
-    "max_steps": None,
-    "learning_rate": 5e-4,
-    "warmup_steps": 100,
-    "weight_decay": 0.0,
-    "max_grad_norm": 1.0,
-    "batch_size": 256,
-    "micro_batch_size": 64,
-    "seed": 42,
-    "eval_steps": 50,
-    "dev_max_items": None,
-    "quantization": "4bit",
-    "dtype": "bfloat16",
-    "gradient_checkpointing": False,
-}
+
+@dataclass(frozen=True)
+class FinetuneRecipe(Options):
+    """The paper's recipe (the defaults; the config schema repeats them, a test keeps them
+    equal). ``batch_size`` is the effective batch (optimiser step); the loss and its in-batch
+    negatives are computed per ``micro_batch_size`` triplets (gradient accumulation)."""
+
+    lora_r: int = 64
+    lora_alpha: float = 16
+    lora_dropout: float = 0.05
+    temperature: float = 0.05
+    max_length: int = 32
+    epochs: int = 1
+    max_steps: int | None = None
+    learning_rate: float = 5e-4
+    warmup_steps: int = 100
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    batch_size: int = 256
+    micro_batch_size: int = 64
+    seed: int = 42
+    eval_steps: int = 50
+    dev_max_items: int | None = None
+    quantization: str | None = "4bit"
+    dtype: str = "bfloat16"
+    gradient_checkpointing: bool = False
+
+    def __post_init__(self) -> None:
+        problems = _check_recipe(dataclasses.asdict(self), "finetune")
+        if problems:
+            raise ConfigError("; ".join(problems))
+
+
+#: The defaults as a mapping (field -> default), for messages and the schema test.
+RECIPE_DEFAULTS: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(FinetuneRecipe)}
 _POSITIVE_INT = ("lora_r", "max_length", "epochs", "batch_size", "micro_batch_size", "eval_steps")
 _OPTIONAL_POSITIVE_INT = ("max_steps", "dev_max_items")
 _NON_NEGATIVE_INT = ("warmup_steps",)
 _POSITIVE_NUMBER = ("lora_alpha", "temperature", "learning_rate", "max_grad_norm")
 _UNIT_INTERVAL = ("lora_dropout",)
-_CHOICES = {"quantization": (None, "4bit"), "dtype": models.DTYPES}
+_CHOICES = {"quantization": (None, "4bit"), "dtype": DTYPES}
 
 
 # ------------------------------------------------------------------------------ the recipe
@@ -48,7 +62,7 @@ _CHOICES = {"quantization": (None, "4bit"), "dtype": models.DTYPES}
 
 def resolve_recipe(
     block: Mapping[str, Any] | None, model: str, where: str = "finetune"
-) -> dict[str, Any]:
+) -> FinetuneRecipe:
     """The recipe for ``model``: defaults < the block's top-level keys < ``models.<model>``.
 
     ``block`` is the config's ``finetune`` mapping (keys of :data:`RECIPE_DEFAULTS` plus
@@ -66,7 +80,7 @@ def resolve_recipe(
     problems += _check_recipe(recipe, f"{where} ({model})")
     if problems:
         raise ConfigError("; ".join(problems))
-    return {key: recipe[key] for key in sorted(recipe)}
+    return FinetuneRecipe(**recipe)
 
 
 def _is_int(value: Any) -> bool:
@@ -114,17 +128,17 @@ def _check_recipe(recipe: Mapping[str, Any], where: str) -> list[str]:
     return bad
 
 
-def planned_steps(n_rows: int, recipe: Mapping[str, Any]) -> int:
+def planned_steps(n_rows: int, recipe: FinetuneRecipe) -> int:
     """Optimiser steps: ``max_steps`` if set, else whole batches over ``epochs`` epochs."""
-    if recipe.get("max_steps"):
-        return int(recipe["max_steps"])
-    return (n_rows // recipe["batch_size"]) * recipe["epochs"]
+    if recipe.max_steps:
+        return recipe.max_steps
+    return (n_rows // recipe.batch_size) * recipe.epochs
 
 
-def runtime_scale(recipe: Mapping[str, Any], n_rows: int = NLI_FOR_SIMCSE_ROWS) -> int:
+def runtime_scale(recipe: FinetuneRecipe, n_rows: int = NLI_FOR_SIMCSE_ROWS) -> int:
     """A fine-tuning job's runtime in embed-job runtimes (~200k sentences forward each):
     three sentences per triplet, forward + backward (~3 forwards), plus the dev passes."""
     steps = planned_steps(n_rows, recipe)
-    evals = steps // recipe["eval_steps"] + 2
-    sentences = 3 * 3 * steps * recipe["batch_size"] + evals * 2 * (recipe["dev_max_items"] or 1500)
+    evals = steps // recipe.eval_steps + 2
+    sentences = 3 * 3 * steps * recipe.batch_size + evals * 2 * (recipe.dev_max_items or 1500)
     return max(1, math.ceil(sentences / 200_000))

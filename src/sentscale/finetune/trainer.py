@@ -16,8 +16,9 @@ import numpy as np
 from .. import io, prompts
 from ..adapters import save_adapter
 from ..errors import ConfigError
+from ..options import SENTEVAL_SEED, EmbedOptions
 from .model import add_lora
-from .recipe import planned_steps
+from .recipe import FinetuneRecipe, planned_steps
 from .triplets import Triplets
 
 log = logging.getLogger(__package__)
@@ -80,16 +81,16 @@ class Trainer:
         self,
         model,
         tokenizer,
-        recipe: Mapping[str, Any],
+        recipe: FinetuneRecipe,
         *,
         variant: prompts.PromptVariant | str = "eol",
         preprocess: bool = True,
-        eval_batch_size: int = 64,
+        eval_batch_size: int = EmbedOptions.batch_size,  # the embed block's default
         name: str = "model",
     ) -> None:
         from ..embed import Embedder  # torch: imported when a model is trained, not at import
 
-        self.recipe = dict(recipe)
+        self.recipe = recipe
         self.tokenizer = tokenizer
         self.peft_model = add_lora(model, self.recipe)
         self.model = self.peft_model.get_base_model()  # the causal LM with LoRA layers
@@ -119,14 +120,14 @@ class Trainer:
     def loss(self, anchor: Sequence[str], positive: Sequence[str], negative: Sequence[str]):
         n = len(anchor)
         emb = self.embed([*anchor, *positive, *negative])  # one forward pass for all three
-        return info_nce(emb[:n], emb[n : 2 * n], emb[2 * n :], self.recipe["temperature"])
+        return info_nce(emb[:n], emb[n : 2 * n], emb[2 * n :], self.recipe.temperature)
 
-    def dev_score(self, data_dir: str | Path, seed: int = 1111) -> float:
+    def dev_score(self, data_dir: str | Path, seed: int = SENTEVAL_SEED) -> float:
         """STS-B dev Spearman x100 of the current weights (reads only sts-dev.csv)."""
         from .. import evaluation
         from ..demos.guard import SELECTION_TASK, load_dev
 
-        max_items = self.recipe["dev_max_items"]
+        max_items = self.recipe.dev_max_items
         load_dev(data_dir, max_items, seed)  # refuses any file but sts-dev.csv
         self.model.eval()
         try:
@@ -143,19 +144,19 @@ class Trainer:
         *,
         data_dir: str | Path,
         out_adapter: str | Path,
-        dev_seed: int = 1111,
+        dev_seed: int = SENTEVAL_SEED,
         record: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Train, keep the best checkpoint on STS-B dev in ``out_adapter``; returns the log."""
         r = self.recipe
-        seed_everything(r["seed"])
+        seed_everything(r.seed)
         steps = planned_steps(len(triplets), r)
         if steps < 1:
             raise ConfigError(
                 f"finetune: {len(triplets)} triplets give no optimiser step of batch_size "
-                f"{r['batch_size']} (set max_steps or a smaller batch)"
+                f"{r.batch_size} (set max_steps or a smaller batch)"
             )
-        rows = step_rows(len(triplets), steps, r["batch_size"], r["seed"])
+        rows = step_rows(len(triplets), steps, r.batch_size, r.seed)
         used = np.unique(rows)
         cut = self._cut_triplets(triplets, used)
         params, optimizer, scheduler = self._optimizer(steps)
@@ -174,7 +175,7 @@ class Trainer:
                 losses.append(
                     self._step(step, steps, rows[step - 1], cut, params, optimizer, scheduler)
                 )
-                if step % r["eval_steps"] == 0 or step == steps:
+                if step % r.eval_steps == 0 or step == steps:
                     score = self.dev_score(data_dir, dev_seed)
                     checkpoints.append({"step": step, "dev_spearman": score})
                     improved = best is None or score > best["dev_spearman"]
@@ -194,7 +195,7 @@ class Trainer:
             "steps": steps,
             "triplets": len(triplets),
             "triplets_used": int(len(used)),
-            "accumulation": r["batch_size"] // r["micro_batch_size"],
+            "accumulation": r.batch_size // r.micro_batch_size,
             "trainable_parameters": self.trainable_parameters,
             "loss": losses,
             "dev": checkpoints,
@@ -213,7 +214,7 @@ class Trainer:
                 zip(
                     used.tolist(),
                     truncate_sentences(
-                        self.tokenizer, [texts[i] for i in used], self.recipe["max_length"]
+                        self.tokenizer, [texts[i] for i in used], self.recipe.max_length
                     ),
                     strict=True,
                 )
@@ -227,8 +228,8 @@ class Trainer:
 
         r = self.recipe
         params = [p for p in self.peft_model.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=r["learning_rate"], weight_decay=r["weight_decay"])
-        scheduler = get_linear_schedule_with_warmup(optimizer, r["warmup_steps"], steps)
+        optimizer = torch.optim.AdamW(params, lr=r.learning_rate, weight_decay=r.weight_decay)
+        scheduler = get_linear_schedule_with_warmup(optimizer, r.warmup_steps, steps)
         return params, optimizer, scheduler
 
     def _step(self, step: int, steps: int, batch, cut, params, optimizer, scheduler) -> dict:
@@ -236,8 +237,8 @@ class Trainer:
         import torch
 
         r = self.recipe
-        micro = r["micro_batch_size"]
-        accumulation = r["batch_size"] // micro
+        micro = r.micro_batch_size
+        accumulation = r.batch_size // micro
         t_step = time.perf_counter()
         total = 0.0
         for k in range(accumulation):
@@ -251,7 +252,7 @@ class Trainer:
                 raise FloatingPointError(f"step {step}: loss is {loss.item()}")
             (loss / accumulation).backward()
             total += loss.item() / accumulation
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, r["max_grad_norm"])
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, r.max_grad_norm)
         lr = scheduler.get_last_lr()[0]
         optimizer.step()
         scheduler.step()

@@ -13,7 +13,7 @@
 - :func:`plot_cost`     cost vs score: throughput, peak memory and wall time per cell.
 
 Modules: ``base`` (saving, colours, axes), ``scaling``, ``candidates``, ``cost``, ``figures``
-(:func:`write_all_plots`). Output is byte-stable for equal input (no timestamps in the files).
+(:func:`plots_job`). Output is byte-stable for equal input (no timestamps in the files).
 """
 
 import matplotlib
@@ -31,7 +31,7 @@ from .candidates import (  # noqa: E402
     read_rankings,
 )
 from .cost import MODEL_MARKERS, plot_cost  # noqa: E402
-from .figures import write_all_plots  # noqa: E402
+from .figures import plots_job  # noqa: E402
 from .scaling import PAPER_STYLES, plot_scaling, plot_tasks  # noqa: E402
 
 __all__ = [
@@ -51,5 +51,5 @@ __all__ = [
     "plot_tasks",
     "read_rankings",
     "save",
-    "write_all_plots",
+    "plots_job",
 ]

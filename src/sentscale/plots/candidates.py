@@ -21,6 +21,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ..demos.ranking import read_ranking  # noqa: E402
+from ..models import params_of  # noqa: E402
 from .base import NO_STAMP, save  # noqa: E402
 
 
@@ -184,11 +185,12 @@ def plot_demo_spread(
     png: str | Path,
     pdf: str | Path | None = None,
     *,
-    params: dict[str, int] | None = None,
+    sizes: Mapping[str, int],
 ) -> None:
-    """Per model (sorted by size), prompt and select choice: every candidate demonstration's
-    STS-B dev Spearman (×100; raw correlations in [-1, 1] are scaled), the spread (box) and the
-    chosen one (ringed: ``rank`` 1 when the file ranks them, else the best)."""
+    """Per model (sorted by size: ``sizes``, model -> parameter count), prompt and select
+    choice: every candidate demonstration's STS-B dev Spearman (x100; raw correlations in
+    [-1, 1] are scaled), the spread (box) and the chosen one (ringed: ``rank`` 1 when the file
+    ranks them, else the best)."""
     if rankings.empty or "dev_spearman" not in rankings.columns:
         fig, ax = plt.subplots(figsize=(8, 4.5), layout="constrained")
         ax.text(
@@ -208,13 +210,12 @@ def plot_demo_spread(
     values = frame["dev_spearman"].astype(float)
     scale = 100.0 if values.abs().max() <= 1.0 else 1.0  # ranking files may store raw rho
     frame["dev"] = values * scale
-    params = params or {}
     if "choice" not in frame.columns:  # one select choice per ranking file
         frame["choice"] = ""
     frame["choice"] = frame["choice"].fillna("").astype(str)
     groups = sorted(
         frame.groupby(["model", "prompt", "choice"]),
-        key=lambda g: (params.get(g[0][0], 0), g[0]),
+        key=lambda g: (params_of(g[0][0], sizes), g[0]),
     )
     prompts = sorted(frame["prompt"].unique())
     colors = {p: plt.get_cmap("tab10")(i % 10) for i, p in enumerate(prompts)}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -13,7 +13,7 @@ from .cost import plot_cost
 from .scaling import plot_scaling, plot_tasks
 
 
-def write_all_plots(
+def plots_job(
     *,
     sts_csv: str | Path,
     transfer_csv: str | Path,
@@ -22,9 +22,10 @@ def write_all_plots(
     tasks: Sequence[str],
     rankings: Iterable[str | Path],
     out: dict[str, dict[str, str]],
-    params: dict[str, int] | None = None,
+    sizes: Mapping[str, int],
 ) -> None:
-    """Every figure from the aggregate tables. ``out``: figure name (scaling_sts,
+    """The ``plots`` rule: every figure from the aggregate tables. ``sizes``: model ->
+    parameter count (the study's registry). ``out``: figure name (scaling_sts,
     scaling_transfer, tasks, demo_spread, cost) -> {png, pdf}."""
     from ..aggregate import paper_results
 
@@ -39,6 +40,6 @@ def write_all_plots(
     if "tasks" in out:
         plot_tasks(sts, transfer, tasks, paper=paper, **out["tasks"])
     if "demo_spread" in out:
-        plot_demo_spread(read_rankings(rankings), params=params, **out["demo_spread"])
+        plot_demo_spread(read_rankings(rankings), sizes=sizes, **out["demo_spread"])
     if "cost" in out:
         plot_cost(cost, **out["cost"])

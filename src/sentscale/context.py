@@ -1,9 +1,12 @@
 """What every job shares: its registry, threads, logging and provenance.
 
-A workflow job (one Snakemake rule's script) builds one :class:`JobContext` from its params
-and passes it to the step it runs. The registry comes from the params (the study's registry
-overrides, sentscale.study), never from module state; provenance is the same block in every
-record a job writes.
+A workflow job (one Snakemake rule's script) builds one :class:`JobContext` from its params and
+passes it to the step it runs. Job entry points are named after their rule,
+``<rule>_job(ctx, ...)``: ``embed_job``, ``label_candidates_job``, ``select_demo_job``,
+``finetune_job``, ``track_cell_job`` (``evaluate_job`` and ``aggregate_job`` load no model and
+take no context). The registry comes from the params (the study's registry overrides,
+sentscale.study), never from module state; provenance is the same block in every record a job
+writes.
 """
 
 from __future__ import annotations
@@ -13,26 +16,16 @@ import logging
 import platform
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
-from ..logs import log_to
-from ..models import Registry
-from ..runtime import peak_rss_mb
+from . import __version__
+from .logs import log_to
+from .models import Registry
+from .runtime import package_versions, peak_rss_mb
 
 #: Distributions whose versions decide a result (recorded, never imported to find them).
 RECORDED_PACKAGES = ("torch", "transformers", "peft", "numpy", "scikit-learn", "scipy")
-
-
-def package_versions(names: tuple[str, ...] = RECORDED_PACKAGES) -> dict[str, str]:
-    """Installed versions of ``names`` (absent ones omitted), read from package metadata."""
-    out = {}
-    for name in names:
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            out[name] = metadata.version(name)
-    return out
 
 
 @dataclass(frozen=True)
@@ -69,7 +62,7 @@ class JobContext:
         return {
             "sentscale": __version__,
             "python": platform.python_version(),
-            "packages": package_versions(),
+            "packages": package_versions(RECORDED_PACKAGES),
             "host": platform.node(),
             "peak_rss_mb": round(peak_rss_mb(), 1),
         }
