@@ -20,7 +20,6 @@ from .adapters import read_adapter_record
 from .context import JobContext
 from .errors import DataError
 from .options import SENTEVAL_SEED, EmbedOptions, EvaluateOptions
-from .runtime import peak_rss_mb
 
 
 def cell_sentences(
@@ -113,8 +112,7 @@ def embed_job(
             "encode_s": round(encode_s, 3),
             "sentences_per_s": round(len(sentences) / encode_s, 2) if encode_s else None,
         },
-        "peak_rss_mb": round(peak_rss_mb(), 1),
-        "provenance": ctx.provenance(),
+        "provenance": ctx.provenance(),  # versions, host, peak memory
     }
     io.write_json(out_meta, meta)
     return meta

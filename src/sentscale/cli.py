@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import sys
 import time
 from pathlib import Path
 
 from . import __version__
 from .errors import SentscaleError
+from .runtime import peak_rss_mb
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -85,7 +85,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         "encode_s": round(encode_s, 1),
         "sentences_per_s": round(n_encoded / encode_s, 1) if encode_s else None,
         # ru_maxrss is in KiB on Linux: the process's peak, model and data included
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "peak_rss_mb": round(peak_rss_mb()),
     }
     meta = {
         "encoder": args.encoder,

@@ -6,7 +6,6 @@ The lowest layer (no sentscale imports): every module may use it.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import resource
 from collections.abc import Iterable
 from importlib import metadata
@@ -25,9 +24,3 @@ def package_versions(names: Iterable[str]) -> dict[str, str]:
         with contextlib.suppress(metadata.PackageNotFoundError):
             out[name] = metadata.version(name)
     return out
-
-
-def module_versions(names: Iterable[str]) -> dict[str, str]:
-    """``__version__`` of the modules ``names``, imported (they must be installed), in the
-    given order: the versions a job actually ran with."""
-    return {name: importlib.import_module(name).__version__ for name in names}

@@ -8,19 +8,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .. import __version__, io, prompts
+from .. import io, prompts
 from ..context import JobContext
 from ..options import EmbedOptions
-from ..runtime import module_versions, peak_rss_mb
 from .model import load_base
 from .recipe import FinetuneRecipe
 from .trainer import Trainer
 from .triplets import load_triplets
 
 log = logging.getLogger(__package__)
-
-#: Whose versions the training log records (imported: the versions the job ran with).
-RECORDED_MODULES = ("torch", "transformers", "peft")
 
 
 def finetune_job(
@@ -79,9 +75,7 @@ def finetune_job(
         "triplets_file": Path(triplets.path).name,
         "device": str(trainer.embedder.device),
         "load_s": round(load_s, 3),
-        "peak_rss_mb": round(peak_rss_mb(), 1),
-        "versions": {"sentscale": __version__, **module_versions(RECORDED_MODULES)},
-        "provenance": ctx.provenance(),
+        "provenance": ctx.provenance(),  # versions, host, peak memory
     }
     first, last = result["loss"][0]["loss"], result["loss"][-1]["loss"]
     log.info(
