@@ -28,7 +28,17 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     # (context: what every job gets - the registry, threads, logging, provenance)
     (
         "core",
-        ("loaders", "data", "prompts", "models", "adapters", "planning", "provision", "context"),
+        (
+            "loaders",
+            "data",
+            "prompts",
+            "models",
+            "adapters",
+            "planning",
+            "provision",
+            "context",
+            "fetch",  # pinned downloads (urllib); generalized later, stays below the stages
+        ),
     ),
     ("embed", ("embed",)),
     # pipeline stages: scoring, demonstration choice, fine-tuning, the MLflow store

@@ -31,10 +31,25 @@ BLOCKS = {
 def test_schema_defaults_equal_the_dataclass_defaults(block):
     cls = BLOCKS[block]
     properties = SCHEMA["properties"][block].get("properties", {})
-    fields = {f.name: f.default for f in dataclasses.fields(cls)}
+    fields = {
+        f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        for f in dataclasses.fields(cls)
+    }
     assert sorted(properties) == sorted(fields), f"{block}: schema keys differ from {cls}"
     for key, prop in properties.items():
         assert prop.get("default") == fields[key], f"{block}.{key}"
+
+
+def test_per_model_dtype_resolves_per_model_and_leaves_params_unchanged():
+    """The paper grid's float32 with OPT-66B in float16: each model's options carry its dtype,
+    and a job's params (to_dict) read exactly as before the key existed."""
+    opts = EmbedOptions.from_mapping({"dtype": "float32", "model_dtype": {"opt-66b": "float16"}})
+    assert opts.for_model("opt-66b").dtype == "float16"
+    assert opts.for_model("opt-13b").dtype == "float32"
+    assert opts.for_model("opt-66b").to_dict() == {**EmbedOptions(dtype="float16").to_dict()}
+    assert "model_dtype" not in EmbedOptions().to_dict()
+    with pytest.raises(ConfigError, match="embed.model_dtype.opt-66b must be one of"):
+        EmbedOptions.from_mapping({"model_dtype": {"opt-66b": "fp16"}})
 
 
 def test_unknown_key_names_the_key_and_the_close_match():
@@ -67,7 +82,10 @@ def test_select_block_defaults_equal_the_schema():
         (candidates, CandidateSources),
         (candidates["self_labelled"]["properties"], SelfLabelled),
     ):
-        fields = {f.name: f.default for f in dataclasses.fields(cls)}
+        fields = {
+            f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            for f in dataclasses.fields(cls)
+        }
         assert sorted(schema_block) == sorted(fields), cls
         for key, prop in schema_block.items():
             if "default" in prop:

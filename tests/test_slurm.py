@@ -107,24 +107,50 @@ def embed_resources(log: str) -> dict[str, dict[str, str]]:
 
 
 @pytest.mark.parametrize(
-    ("model", "gpus", "params_b"),
-    [("opt-125m", 1, 0.125), ("opt-6.7b", 1, 6.7), ("opt-66b", 2, 66)],
+    ("model", "gpus", "params_b", "bytes_per_param"),
+    [
+        ("opt-125m", 1, 0.125, 4),
+        ("opt-6.7b", 1, 6.7, 4),
+        ("opt-13b", 1, 13, 4),  # fp32 as the authors ran it: 52 GB on one 80 GB GPU
+        ("opt-30b", 2, 30, 4),  # 120 GB: two GPUs
+        ("opt-66b", 2, 66, 2),  # fp16 (model_dtype), 132 GB
+    ],
 )
 def test_paper_dry_run_gives_each_size_gpus_memory_and_time_that_fit(
-    paper_dry_run, model, gpus, params_b
+    paper_dry_run, model, gpus, params_b, bytes_per_param
 ):
     res = embed_resources(paper_dry_run)[model]
     # what the plugin turns into --gpus=N, --cpus-per-gpu, --mem, -t (integer minutes)
     assert int(res["gpu"]) == gpus
     assert int(res["cpus_per_gpu"]) == 8
     assert "gpus" not in res and "time_min" not in res and "gpu_type" not in res  # ignored keys
-    fp16_gb = 2 * params_b  # the paper's fp16 weights; OPT-66B: 132 GB
-    assert fp16_gb * 1.1 <= gpus * 80  # paper.yaml: 80 GB GPUs
-    assert (gpus - 1) * 80 < fp16_gb * 1.1 + 2  # and no more GPUs than needed
+    weights_gb = bytes_per_param * params_b  # the authors' precision per model
+    assert weights_gb * 1.1 <= gpus * 80  # paper.yaml: 80 GB GPUs
+    assert (gpus - 1) * 80 < weights_gb * 1.1 + 2  # and no more GPUs than needed
     mem_mb = int(res["mem_mb"])
-    assert fp16_gb * 1024 < mem_mb < (fp16_gb + 32) * 1024  # weights pass through host RAM
+    assert weights_gb * 1024 < mem_mb < (weights_gb + 32) * 1024  # weights pass through RAM
     assert re.fullmatch(r"\d+", res["runtime"]), res["runtime"]
     assert 30 <= int(res["runtime"]) <= 12 * 60
+
+
+def test_paper_dry_run_finetunes_on_the_originals_gpu_counts(paper_dry_run):
+    """train_llm.sh: torchrun on 2 GPUs up to OPT-2.7B, 4 for 6.7B/7B, 8 for 13B; one Slurm
+    job per model with that many GPUs."""
+    gpus = {}
+    for job in job_blocks(paper_dry_run):
+        if job["rule"] == "finetune":
+            res = parse_pairs(job["resources"])
+            gpus[parse_pairs(job["wildcards"])["model"]] = int(res["gpu"])
+            assert re.fullmatch(r"\d+", res["runtime"]) and int(res["mem_mb"]) > 16 * 1024
+    assert gpus == {
+        "opt-1.3b": 2,
+        "opt-2.7b": 2,
+        "opt-6.7b": 4,
+        "opt-13b": 8,
+        "llama-7b": 4,
+        "llama-13b": 8,
+        "llama-30b": 8,
+    }
 
 
 def test_paper_dry_run_sizes_grow_with_the_model(paper_dry_run):

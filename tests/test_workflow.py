@@ -133,7 +133,7 @@ def test_paper_grid_dry_run_has_the_expected_jobs(tmp_path, data_dir):
     n_models = len(paper["models"])
     n_tuned = len(paper["finetune"]["models"])  # OPT 1.3B-13B, LLaMA 7B-30B: one cse cell each
     n_cells = n_models * len(paper["demos"]) + n_tuned
-    assert n_models == 12 and n_tuned == 7 and n_cells == 31
+    assert n_models == 12 and n_tuned == 7 and n_cells == 43
     assert counts["provision_model"] == n_models
     assert counts["finetune"] == n_tuned
     assert counts["embed"] == n_cells
@@ -168,7 +168,7 @@ def test_lint_and_dry_run_need_no_data_but_a_run_checks_it_first(tmp_path):
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert "workflow is in a good condition" in proc.stdout + proc.stderr
     counts = dry_run(tmp_path, paper, {})
-    assert counts["embed"] == 31 and counts["finetune"] == 7
+    assert counts["embed"] == 43 and counts["finetune"] == 7
     proc = run_snakemake(tmp_path, "--cores", "1", configfile=paper)
     assert proc.returncode != 0
     assert "invalid study configuration" in proc.stderr

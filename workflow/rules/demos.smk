@@ -2,6 +2,7 @@
 #   label_candidates  one labeller LM writes the word of N sampled STS-B train sentences
 #   select_demo       per model x prompt x select choice: score every candidate on STS-B dev
 #                     (model loaded once), keep the best -> selected.json, feeds `embed`
+#                     (an `icl_examples` download comes from fetch_file, rules/fetch.smk)
 #   demo_ranking      per model x prompt: the rankings of its select choices in one table
 #   demo_plot         per prompt x choice: dev-score distribution across candidates by model
 #   demo_summary      chosen demo, dev gain and test gain over the no-demonstration cell
@@ -45,6 +46,7 @@ rule select_demo:
         model=get_provisioned_model,
         candidates=get_self_labelled_tsv,
         files=get_candidate_files,
+        icl_examples=get_icl_examples_file,
     output:
         selected="results/demos/{model}/{prompt}/{demo}/selected.json",
         ranking="results/demos/{model}/{prompt}/{demo}/ranking.tsv",

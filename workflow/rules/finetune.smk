@@ -6,6 +6,8 @@
 #   results/finetune/<model>/train.json   loss per step, dev Spearman per checkpoint, best step
 # The tuned model is then an ordinary cell (<model>, <finetune.prompt>, cse): the embed rule
 # applies the adapter (common.smk: get_finetune_adapter), evaluate/aggregate/track as any cell.
+# A recipe with world_size N asks for N GPUs: the script spawns one process per GPU
+# (sentscale.finetune.distributed), as the original's `torchrun --nproc_per_node=N`.
 
 
 rule finetune:
@@ -24,7 +26,7 @@ rule finetune:
         "../envs/sentscale.yaml"
     threads: MODEL_THREADS
     resources:
-        **get_model_resources(get_model_name, scale=get_finetune_scale),
+        **get_finetune_resources(),
     params:
         job=get_finetune_params,
     script:

@@ -13,4 +13,5 @@ with ctx.logging_to(snakemake.log[0]):
         models_dir=snakemake.config["models_dir"],
         out_adapter=snakemake.output.adapter,
         out_log=snakemake.output.train,
+        log_file=snakemake.log[0],
     )

@@ -14,8 +14,9 @@ bootstrap (the "does scale help" table), and the CI of an average uses, for each
 mean over tasks of that resample's scores. Transfer scores come from cross-validated
 classifiers and get no bootstrap CI.
 
-The paper's reported figures ship in ``resources/paper_results.csv`` (with their source); where
-a reproduced cell has a paper counterpart, :func:`gap_table` shows ours, theirs and the delta.
+The paper's reported figures ship in ``resources/paper_results.csv`` (with their source and how
+each row was confirmed); where a reproduced cell has a paper counterpart, :func:`gap_table` shows
+ours, theirs and the delta; :func:`gap_headline` summarises it over confirmed figures only.
 
 Modules: ``scores`` (score files, the overview table, averages), ``bootstrap`` (CIs, paired
 comparisons), ``tables`` (STS, transfer, scale), ``paper`` (reported figures, the gap), ``cost``
@@ -39,7 +40,17 @@ from .bootstrap import (
 )
 from .cost import cost_table, read_benchmark
 from .output import aggregate_job, with_ci_text, write_score_tables, write_table
-from .paper import AVERAGED, gap_table, paper_results, paper_setting
+from .paper import (
+    AVERAGED,
+    CONFIRMATIONS,
+    UNCONFIRMED,
+    gap_caption,
+    gap_headline,
+    gap_table,
+    is_confirmed,
+    paper_results,
+    paper_setting,
+)
 from .scores import (
     BASELINE_PROMPT,
     CELL_COLUMNS,
@@ -64,6 +75,8 @@ __all__ = [
     "CELL_COLUMNS",
     "CELL_KEYS",
     "CellBootstrap",
+    "CONFIRMATIONS",
+    "UNCONFIRMED",
     "STS_AVG",
     "TRANSFER_AVG",
     "bootstrap_all",
@@ -73,7 +86,10 @@ __all__ = [
     "compare_samples",
     "cost_table",
     "format_params",
+    "gap_caption",
+    "gap_headline",
     "gap_table",
+    "is_confirmed",
     "load_scores",
     "paired_bootstrap",
     "paper_average",

@@ -10,7 +10,7 @@ import pandas as pd
 from .. import io
 from .bootstrap import DEFAULT_BOOTSTRAP, Bootstrap, bootstrap_all
 from .cost import cost_table
-from .paper import gap_table, paper_results
+from .paper import gap_caption, gap_table, paper_results
 from .scores import format_params, load_scores, read_results, score_table
 from .tables import scale_table, sts_table, transfer_table
 
@@ -172,10 +172,11 @@ def aggregate_job(
         "scores": "Scores (x100) per cell; STS: Spearman, transfer: accuracy",
         "sts": f"STS Spearman x100 per task and average [{ci}]",
         "transfer": "Transfer accuracy (MRPC also F1) per task and average",
-        "gap": f"Ours vs the paper's reported figures, delta = ours - paper [{ci}]",
+        "gap": gap_caption(tables["gap"], ci),
         "scale": f"Does scale help? Adjacent sizes, paired bootstrap on the same pairs [{ci}]",
         "cost": "Cost per cell: embedding throughput, wall time, peak memory",
-        "paper": "The paper's reported figures (reference, with sources)",
+        "paper": "The paper's reported figures (reference, with sources and how each was "
+        "confirmed)",
     }
     for name, paths in out.items():
         write_table(tables[name], caption=captions[name], **paths)

@@ -1,7 +1,16 @@
-"""The paper's reported figures and the gap between a reproduced cell and its counterpart."""
+"""The paper's reported figures and the gap between a reproduced cell and its counterpart.
+
+Every reference row says how its numbers were checked (column ``confirmed``):
+``readme@8567aa0`` (the authors' README at commit 8567aa0 of kongds/scaling_sentemb),
+``paper-table`` (a table of the paper) or ``unconfirmed`` (cited from the paper's text, not
+found in any reachable copy of its tables). Unconfirmed rows stay in the gap table, flagged,
+but never enter its headline (:func:`gap_headline`); the figures draw them hollow.
+"""
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 from collections.abc import Mapping, Sequence
 from importlib import resources
@@ -10,16 +19,45 @@ from pathlib import Path
 import pandas as pd
 
 from .. import data
+from ..errors import DataError
 from .scores import CELL_COLUMNS, STS_AVG, TRANSFER_AVG
+
+CONFIRMATIONS = ("readme@8567aa0", "paper-table", "unconfirmed")
+UNCONFIRMED = "unconfirmed"
 
 
 def paper_results(path: str | Path | None = None) -> pd.DataFrame:
     """The paper's reported figures (``resources/paper_results.csv``), one row per
-    (setting, model), our task names as columns, with the source of every row."""
+    (setting, model), our task names as columns, with the source of every row and how it was
+    confirmed (``confirmed``, one of :data:`CONFIRMATIONS`; else a DataError naming the line)."""
     if path is None:
-        with resources.files("sentscale").joinpath("resources/paper_results.csv").open() as fh:
-            return pd.read_csv(fh)
-    return pd.read_csv(path)
+        ref = resources.files("sentscale").joinpath("resources/paper_results.csv")
+        name, text = "sentscale/resources/paper_results.csv", ref.read_text(encoding="utf-8")
+    else:
+        name, text = str(path), Path(path).read_text(encoding="utf-8")
+    table = pd.read_csv(io.StringIO(text))
+    if "confirmed" not in table.columns:
+        raise DataError(
+            f"{name}, line 1: expected a 'confirmed' column (one of {', '.join(CONFIRMATIONS)} "
+            f"per row); found columns {list(table.columns)}"
+        )
+    # csv.reader's line_num is the file line a record ends on (quoted fields may span lines).
+    reader = csv.reader(io.StringIO(text))
+    next(reader)
+    lines = [reader.line_num for row in reader if row]
+    for lineno, value in zip(lines, table["confirmed"], strict=True):
+        if value not in CONFIRMATIONS:
+            found = "an empty value" if pd.isna(value) else repr(value)
+            raise DataError(
+                f"{name}, line {lineno}: column 'confirmed' must be one of "
+                f"{', '.join(CONFIRMATIONS)}; found {found}"
+            )
+    return table
+
+
+def is_confirmed(confirmed: pd.Series) -> pd.Series:
+    """Which rows' reference numbers were checked against a table (README or paper)."""
+    return confirmed != UNCONFIRMED
 
 
 def paper_setting(demo: str, demo_kinds: Mapping[str, str]) -> str | None:
@@ -52,9 +90,10 @@ def gap_table(
 ) -> pd.DataFrame:
     """Ours vs the paper wherever a cell has a counterpart: one row per (cell, figure) with
     ``ours`` (and its CI), ``paper``, ``delta`` = ours - paper, whether the CI covers the
-    paper's figure, and the paper's source. Averages are compared only when ours covers the
-    paper's tasks (all seven STS or all seven transfer tasks). ``max_items`` flags subsampled
-    studies (not comparable with the paper's full test sets)."""
+    paper's figure, the paper's source and how it was confirmed (``confirmed``; unconfirmed
+    rows are kept and flagged, :func:`gap_headline` leaves them out). Averages are compared
+    only when ours covers the paper's tasks (all seven STS or all seven transfer tasks).
+    ``max_items`` flags subsampled studies (not comparable with the paper's full test sets)."""
     ours = sts.merge(transfer, on=CELL_COLUMNS, how="outer") if len(transfer) else sts
     figures = [c for c in paper.columns if c in data.STS_TASKS or c in (STS_AVG, TRANSFER_AVG)]
     rows = []
@@ -93,14 +132,48 @@ def gap_table(
                     "paper in CI": covered,
                     "max_items": max_items,
                     "source": ref["source"],
+                    "confirmed": ref["confirmed"],
                 }
             )
     columns = [
         "model", "params", "prompt", "demo", "setting", "task", "ours", "ours lo", "ours hi",
-        "paper", "delta", "paper in CI", "max_items", "source",
+        "paper", "delta", "paper in CI", "max_items", "source", "confirmed",
     ]  # fmt: skip
     table = pd.DataFrame(rows, columns=columns)
     order = {t: i for i, t in enumerate([*data.STS_TASKS, STS_AVG, *data.TRANSFER_TASKS])}
     table["_order"] = table["task"].map(order)
     table = table.sort_values(["params", "model", "prompt", "demo", "_order"], kind="stable")
     return table.drop(columns="_order").reset_index(drop=True)
+
+
+def gap_headline(gap: pd.DataFrame) -> dict[str, float | int]:
+    """The gap table in a few numbers, over confirmed reference figures only: how many were
+    compared (``figures``), their mean ``delta`` and mean absolute delta, how many CIs cover
+    the paper's figure (``paper in CI``, of those with a CI), and how many unconfirmed rows were
+    left out (``unconfirmed``): a number cited from the paper's text alone is shown, never
+    summarised."""
+    confirmed = gap[is_confirmed(gap["confirmed"])]
+    covered = confirmed["paper in CI"].dropna()  # None: no CI (transfer, baselines)
+    return {
+        "figures": len(confirmed),
+        "mean delta": round(float(confirmed["delta"].mean()), 2),  # nan when none
+        "mean |delta|": round(float(confirmed["delta"].abs().mean()), 2),
+        "paper in CI": int(covered.astype(bool).sum()),
+        "with CI": len(covered),
+        "unconfirmed": len(gap) - len(confirmed),
+    }
+
+
+def gap_caption(gap: pd.DataFrame, ci: str) -> str:
+    """The gap table's caption, with its headline (confirmed reference figures only)."""
+    head = gap_headline(gap)
+    text = f"Ours vs the paper's reported figures, delta = ours - paper [{ci}]"
+    if head["figures"]:
+        text += (
+            f"; over {head['figures']} confirmed figures: mean delta {head['mean delta']:+.2f}, "
+            f"mean |delta| {head['mean |delta|']:.2f}, paper in CI {head['paper in CI']} of "
+            f"{head['with CI']}"
+        )
+    if head["unconfirmed"]:
+        text += f"; {head['unconfirmed']} unconfirmed rows (paper text only) not summarised"
+    return text

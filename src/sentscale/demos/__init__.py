@@ -3,12 +3,15 @@
 A demonstration is a ``(sentence, word)`` pair (:class:`sentscale.prompts.Demo`). A ``select``
 demonstration choice picks, for each model and prompt variant, the candidate whose demo gives
 the best STS-B **dev** Spearman, and the test cells are then embedded with that demo (the
-paper's protocol). Candidates come from three config-driven sources, pooled in this order:
+paper's protocol). Candidates come from four config-driven sources, pooled in this order:
 
 * ``self_labelled``: N sentences sampled (seeded) from STS-B **train**, each labelled by a
   labeller causal LM with its own "one word": greedy decoding of the PromptEOL prompt, the text
   up to the closing ``"``, kept only if it is one word (see :func:`extract_word`);
 * ``files``: user TSV files, one ``sentence<TAB>word`` per line (:func:`read_candidates`);
+* ``icl_examples``: a file in the format of the authors' ``icl_examples.txt`` (one one-demo
+  PromptEOL template per line; :func:`read_icl_examples`), by default the authors' own 300
+  candidates, fetched by the workflow and pinned by sha256 (the paper's search);
 * ``dictionary``: the shipped ``resources/dictionary_candidates.tsv``, handwritten dictionary
   definitions with their headword (the paper's second kind of candidate).
 
@@ -23,10 +26,11 @@ Selection reads only STS-B dev (``sts-dev.csv``) and self-labelling only STS-B t
 read, so test data cannot leak into the choice.
 
 Modules, one concern each: ``options`` (the ``select`` config block), ``candidates`` (candidate
-files and the pool), ``guard`` (the data guard and the only data readers), ``labelling``
-(self-labelling), ``selection`` (scoring on STS-B dev, the selection job), ``ranking`` (ranking
-tables: order, write, the one reader, merge), ``summary`` (the summary table and the dev-score
-figure, drawn by :func:`sentscale.plots.plot_candidates`).
+files and the pool), ``icl_examples`` (the authors' candidate file), ``guard`` (the data guard
+and the only data readers), ``labelling`` (self-labelling), ``selection`` (scoring on STS-B
+dev, the selection job), ``ranking`` (ranking tables: order, write, the one reader, merge),
+``summary`` (the summary table and the dev-score figure, drawn by
+:func:`sentscale.plots.plot_candidates`).
 
 The package is imported by the workflow at parse time: torch, transformers, pandas and
 matplotlib are imported inside the functions that need them.
@@ -51,6 +55,14 @@ from .guard import (
     load_dev,
     stsb_train_sentences,
 )
+from .icl_examples import (
+    AUTHORS_SHA256,
+    AUTHORS_URL,
+    ICL_SOURCE,
+    fetched_path,
+    parse_icl_examples,
+    read_icl_examples,
+)
 from .labelling import (
     extract_word,
     generate_labels,
@@ -64,6 +76,7 @@ from .options import (
     LABEL_PROMPT,
     SELF,
     CandidateSources,
+    IclExamples,
     SelectOptions,
     SelfLabelled,
     estimated_candidates,
@@ -83,10 +96,14 @@ from .summary import plot_dev_scores, summary_rows, write_summary
 
 __all__ = [
     "ATTEMPTS_PER_CANDIDATE",
+    "AUTHORS_SHA256",
+    "AUTHORS_URL",
     "CANDIDATE_KEYS",
     "Candidate",
     "DICTIONARY_FILE",
     "EncoderFactory",
+    "ICL_SOURCE",
+    "IclExamples",
     "LABELLING_FILES",
     "LABEL_PROMPT",
     "RANKING_COLUMNS",
@@ -101,6 +118,7 @@ __all__ = [
     "embedder_factory",
     "estimated_candidates",
     "extract_word",
+    "fetched_path",
     "gather_candidates",
     "generate_labels",
     "label_candidates_job",
@@ -108,11 +126,13 @@ __all__ = [
     "load_dev",
     "merge_rankings",
     "parse_candidates",
+    "parse_icl_examples",
     "parse_select",
     "plot_dev_scores",
     "pool_candidates",
     "rank",
     "read_candidates",
+    "read_icl_examples",
     "read_ranking",
     "read_selected",
     "sample_sentences",

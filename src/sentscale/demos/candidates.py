@@ -43,6 +43,17 @@ def _check_demo_text(sentence: str, word: str) -> str | None:
     return None
 
 
+def checked_candidate(
+    sentence: str, word: str, source: str, where: str, lineno: int, shown: str
+) -> Candidate:
+    """A Candidate, or the DataError naming ``where`` and the line ``shown`` if the pair cannot
+    be a demonstration (:func:`_check_demo_text`)."""
+    problem = _check_demo_text(sentence, word)
+    if problem:
+        raise DataError(f"{where}, line {lineno}: expected {problem}; found {shown}")
+    return Candidate(sentence, word, source)
+
+
 def parse_candidates(text: str, where: str, source: str) -> list[Candidate]:
     """Candidates from TSV text: ``sentence<TAB>word`` per line.
 
@@ -66,11 +77,9 @@ def parse_candidates(text: str, where: str, source: str) -> list[Candidate]:
                 f"{where}, line {lineno}: expected 2 tab-separated columns (sentence, word), "
                 f"got {len(cols)}; found {shown}"
             )
-        sentence, word = cols[0].strip(), cols[1].strip()
-        problem = _check_demo_text(sentence, word)
-        if problem:
-            raise DataError(f"{where}, line {lineno}: expected {problem}; found {shown}")
-        out.append(Candidate(sentence, word, source))
+        out.append(
+            checked_candidate(cols[0].strip(), cols[1].strip(), source, where, lineno, shown)
+        )
     if not out:
         raise DataError(f"{where}: no candidates (expected lines 'sentence<TAB>word')")
     return out

@@ -10,9 +10,17 @@ from typing import Any
 
 from .. import prompts
 from ..errors import ConfigError, DataError, ModelError
+from ..fetch import check_sha256, check_url
 from ..models import Registry
 from ..options import SENTEVAL_SEED, Options, unknown_key_message
 from .candidates import _check_demo_text, dictionary_candidates, read_candidates
+from .icl_examples import (
+    AUTHORS_LINES,
+    AUTHORS_SHA256,
+    AUTHORS_URL,
+    fetched_path,
+    read_icl_examples,
+)
 
 #: ``labeller: self``: every model labels its own candidates.
 SELF = "self"
@@ -21,7 +29,7 @@ LABEL_PROMPT = "eol"
 #: Sentences tried per requested candidate before self-labelling gives up.
 ATTEMPTS_PER_CANDIDATE = 8
 
-CANDIDATE_KEYS = ("self_labelled", "files", "dictionary")
+CANDIDATE_KEYS = ("self_labelled", "files", "icl_examples", "dictionary")
 #: One priming demonstration (the paper's OPT-125M demo) so that small instruct checkpoints
 #: answer with a word instead of echoing the sentence; ``prime: []`` labels with the bare prompt.
 DEFAULT_PRIME = (prompts.Demo("A man is smoking.", "Smoking"),)
@@ -49,20 +57,55 @@ class SelfLabelled(Options):
 
 
 @dataclass(frozen=True)
+class IclExamples(Options):
+    """``candidates.icl_examples``: a file in the format of the authors' ``icl_examples.txt``
+    (:mod:`sentscale.demos.icl_examples`).
+
+    Config forms: a path (a local file, read as it is), or a mapping ``{url, sha256}`` (both
+    default to the authors' file at the pinned commit): the workflow fetches it to
+    :attr:`file` and the selection job checks the pin again before reading it.
+    """
+
+    path: str | None = None
+    url: str | None = AUTHORS_URL
+    sha256: str | None = AUTHORS_SHA256
+
+    @classmethod
+    def from_config(cls, value: str | Mapping[str, Any]) -> IclExamples:
+        """From the config value (checked by :func:`parse_select`) or a rule's params."""
+        if isinstance(value, str):
+            return cls(path=value, url=None, sha256=None)
+        return cls.from_mapping(value)
+
+    @property
+    def fetched(self) -> bool:
+        """True: the workflow downloads the file (no local ``path`` given)."""
+        return self.path is None
+
+    @property
+    def file(self) -> str:
+        """The file the selection job reads."""
+        return self.path if self.path is not None else fetched_path(str(self.sha256))
+
+
+@dataclass(frozen=True)
 class CandidateSources(Options):
     """``select.candidates``: where the candidate demonstrations come from, pooled in order."""
 
     self_labelled: SelfLabelled | None = None
     files: tuple[str, ...] = ()
+    icl_examples: IclExamples | None = None
     dictionary: bool = False
 
     @classmethod
     def from_mapping(cls, block, where: str = "") -> CandidateSources:
         block = dict(block or {})
         labelled = block.get("self_labelled")
+        icl = block.get("icl_examples")
         return cls(
             self_labelled=None if labelled is None else SelfLabelled.from_mapping(labelled),
             files=tuple(str(f) for f in block.get("files") or ()),
+            icl_examples=None if icl is None else IclExamples.from_config(icl),
             dictionary=bool(block.get("dictionary", False)),
         )
 
@@ -70,6 +113,7 @@ class CandidateSources(Options):
         return {
             "dictionary": self.dictionary,
             "files": list(self.files),
+            "icl_examples": None if self.icl_examples is None else self.icl_examples.to_dict(),
             "self_labelled": None if self.self_labelled is None else self.self_labelled.to_dict(),
         }
 
@@ -98,6 +142,16 @@ class SelectOptions(Options):
     def to_dict(self) -> dict[str, Any]:
         out = super().to_dict()
         out["candidates"] = self.candidates.to_dict()
+        return out
+
+    def to_params(self) -> dict[str, Any]:
+        """:meth:`to_dict` less what does not determine a selection: the URL a pinned
+        ``icl_examples`` file is downloaded from (its sha256 fixes the content), so moving to
+        a mirror reruns no selection."""
+        out = self.to_dict()
+        icl = out["candidates"]["icl_examples"]
+        if icl is not None and icl["path"] is None:
+            icl["url"] = None
         return out
 
     def labeller_for(self, model: str) -> str | None:
@@ -139,8 +193,17 @@ def parse_select(
     for path in raw.get("files") or ():
         if not Path(path).is_file():
             problems.append(f"candidates.files: no such candidate file {path}")
-    if not (labelled is not None or raw.get("files") or raw.get("dictionary")):
-        problems.append("candidates: no source; give self_labelled, files and/or dictionary: true")
+    if raw.get("icl_examples") is not None:
+        problems += _check_icl_examples(raw["icl_examples"])
+    if not (
+        labelled is not None
+        or raw.get("files")
+        or raw.get("icl_examples") is not None
+        or raw.get("dictionary")
+    ):
+        problems.append(
+            "candidates: no source; give self_labelled, files, icl_examples and/or dictionary: true"
+        )
     if problems:
         raise ConfigError(f"{where}: " + "; ".join(problems))
     return SelectOptions.from_mapping({**spec, "candidates": raw})
@@ -182,6 +245,26 @@ def _check_self_labelled(labelled: dict[str, Any], registry: Registry) -> list[s
     return problems
 
 
+def _check_icl_examples(value: Any) -> list[str]:
+    """Problems of ``candidates.icl_examples``: a path to an existing file, or {url, sha256}."""
+    where = "candidates.icl_examples"
+    if isinstance(value, str):
+        return [] if Path(value).is_file() else [f"{where}: no such file {value}"]
+    if not isinstance(value, Mapping):
+        return [f"{where}: expected a file path or a mapping {{url, sha256}}, got {value!r}"]
+    problems = [
+        unknown_key_message(where, k, ["url", "sha256"])
+        for k in value
+        if k not in ("url", "sha256")
+    ]
+    for key, check in (("url", check_url), ("sha256", check_sha256)):
+        try:
+            check(value.get(key, getattr(IclExamples(), key)), f"{where}.{key}")
+        except ConfigError as err:
+            problems.append(str(err))
+    return problems
+
+
 def labeller_for(select: SelectOptions, model: str) -> str | None:
     """The model that labels ``model``'s self-labelled candidates (None: no such source)."""
     return select.labeller_for(model)
@@ -196,6 +279,12 @@ def estimated_candidates(select: SelectOptions) -> int:
             total += len(read_candidates(path))
         except DataError:
             pass  # the selection job reports it
+    icl = cands.icl_examples
+    if icl is not None:
+        try:
+            total += len(read_icl_examples(icl.file))
+        except DataError:  # not fetched yet (the selection job reports any other problem)
+            total += AUTHORS_LINES
     if cands.dictionary:
         total += len(dictionary_candidates())
     cap = select.max_candidates

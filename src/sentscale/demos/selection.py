@@ -27,6 +27,7 @@ from .candidates import (
     read_candidates,
 )
 from .guard import SELECTION_FILES, SELECTION_TASK, load_dev
+from .icl_examples import read_icl_examples
 from .options import SelectOptions
 from .ranking import select_best, write_ranking
 
@@ -42,7 +43,9 @@ def gather_candidates(
     self_labelled_tsv: str | Path | None = None,
     labeller: str | None = None,
 ) -> tuple[list[Candidate], int]:
-    """The pool a selection job scores: self-labelled, then files, then dictionary."""
+    """The pool a selection job scores: self-labelled, files, icl_examples, dictionary.
+
+    A fetched ``icl_examples`` file is checked against its sha256 pin before it is read."""
     cands = select.candidates
     sources: list[Sequence[Candidate]] = []
     if cands.self_labelled:
@@ -50,6 +53,9 @@ def gather_candidates(
             raise ConfigError("self-labelled candidates are configured but no file was given")
         sources.append(read_candidates(self_labelled_tsv, f"self-labelled:{labeller}"))
     sources += [read_candidates(path) for path in cands.files]
+    if cands.icl_examples is not None:
+        icl = cands.icl_examples
+        sources.append(read_icl_examples(icl.file, icl.sha256 if icl.fetched else None))
     if cands.dictionary:
         sources.append(dictionary_candidates())
     return pool_candidates(sources, select.max_candidates, select.seed)

@@ -41,14 +41,27 @@ def check_quantization(quantization: str | None, device: str) -> None:
         )
 
 
+def check_mixed_precision(mixed_precision: str | None, device: str) -> None:
+    """fp16/bf16 autocast of training is the original's GPU setting (``Trainer(fp16=True)``);
+    on CPU it is a ConfigError before loading (CPU fp16 autocast covers few ops and is slow)."""
+    if mixed_precision is not None and not device.startswith("cuda"):
+        raise ConfigError(
+            f"finetune.mixed_precision {mixed_precision!r} needs a CUDA GPU, but the device is "
+            f"{device!r}; set finetune.mixed_precision: null on CPU"
+        )
+
+
 def load_base(
     spec: ModelSpec, *, models_dir: str | Path, recipe: FinetuneRecipe, device: str = "auto"
 ):
-    """``(model, tokenizer)`` loaded as the embedder loads them; 4-bit NF4 + double
-    quantisation when the recipe asks for QLoRA (CUDA only)."""
+    """``(model, tokenizer)`` loaded as the embedder loads them, weights in ``recipe.dtype``;
+    4-bit NF4 + double quantisation when the recipe asks for QLoRA (CUDA only), computing in
+    ``recipe.dtype`` (the original: ``bnb_4bit_compute_dtype`` and ``torch_dtype`` float32,
+    ``ft_llm.py`` l.297-315)."""
     device = models.resolve_device(device)
     quantization = recipe.quantization
     check_quantization(quantization, device)
+    check_mixed_precision(recipe.mixed_precision, device)
     options = None
     if quantization == "4bit":
         options = {"bnb_4bit_quant_type": "nf4", "bnb_4bit_use_double_quant": True}

@@ -18,8 +18,15 @@ NLI_FOR_SIMCSE_ROWS = 275_601
 @dataclass(frozen=True)
 class FinetuneRecipe(Options):
     """The paper's recipe (the defaults; the config schema repeats them, a test keeps them
-    equal). ``batch_size`` is the effective batch (optimiser step); the loss and its in-batch
-    negatives are computed per ``micro_batch_size`` triplets (gradient accumulation)."""
+    equal; ``docs/paper-parity.md`` maps each to the authors' code).
+
+    ``batch_size``: triplets per InfoNCE loss and per optimiser step, over all processes — every
+    anchor sees the positives and hard negatives of the whole batch. ``micro_batch_size``:
+    triplets per forward pass (memory only, never the loss: gradient caching). ``world_size``:
+    processes (GPUs) of the job, data parallel with the embeddings all-gathered as the
+    original's ``torchrun`` does; ``batch_size`` must divide by it. ``dtype``: the weights'
+    dtype (the 4-bit base's compute dtype with QLoRA); ``mixed_precision``: autocast of the
+    forward passes (the original's ``Trainer(fp16=True)``; CUDA only)."""
 
     lora_r: int = 64
     lora_alpha: float = 16
@@ -34,11 +41,13 @@ class FinetuneRecipe(Options):
     max_grad_norm: float = 1.0
     batch_size: int = 256
     micro_batch_size: int = 64
+    world_size: int = 1
     seed: int = 42
     eval_steps: int = 50
     dev_max_items: int | None = None
     quantization: str | None = "4bit"
-    dtype: str = "bfloat16"
+    dtype: str = "float32"
+    mixed_precision: str | None = "fp16"
     gradient_checkpointing: bool = False
 
     def __post_init__(self) -> None:
@@ -49,12 +58,21 @@ class FinetuneRecipe(Options):
 
 #: The defaults as a mapping (field -> default), for messages and the schema test.
 RECIPE_DEFAULTS: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(FinetuneRecipe)}
-_POSITIVE_INT = ("lora_r", "max_length", "epochs", "batch_size", "micro_batch_size", "eval_steps")
+_POSITIVE_INT = (
+    "lora_r",
+    "max_length",
+    "epochs",
+    "batch_size",
+    "micro_batch_size",
+    "world_size",
+    "eval_steps",
+)
 _OPTIONAL_POSITIVE_INT = ("max_steps", "dev_max_items")
 _NON_NEGATIVE_INT = ("warmup_steps",)
 _POSITIVE_NUMBER = ("lora_alpha", "temperature", "learning_rate", "max_grad_norm")
 _UNIT_INTERVAL = ("lora_dropout",)
-_CHOICES = {"quantization": (None, "4bit"), "dtype": DTYPES}
+MIXED_PRECISION = (None, "fp16", "bf16")
+_CHOICES = {"quantization": (None, "4bit"), "dtype": DTYPES, "mixed_precision": MIXED_PRECISION}
 
 
 # ------------------------------------------------------------------------------ the recipe
@@ -119,26 +137,37 @@ def _check_recipe(recipe: Mapping[str, Any], where: str) -> list[str]:
             fail(key, f"one of {list(allowed)}")
     if not isinstance(recipe["gradient_checkpointing"], bool):
         fail("gradient_checkpointing", "true or false")
-    batch, micro = recipe["batch_size"], recipe["micro_batch_size"]
-    if _is_int(batch) and _is_int(micro) and micro >= 1 and batch % micro:
+    batch, world = recipe["batch_size"], recipe["world_size"]
+    if _is_int(batch) and _is_int(world) and world >= 1 and batch % world:
         bad.append(
-            f"{where}: batch_size ({batch}) must be a multiple of micro_batch_size ({micro}); "
-            "the effective batch is reached by accumulating whole micro-batches"
+            f"{where}: batch_size ({batch}) must be a multiple of world_size ({world}); "
+            "each process embeds an equal share of every batch"
         )
     return bad
 
 
+def epoch_rows(n_rows: int, world_size: int) -> int:
+    """Rows of one epoch as the processes see them: padded to a multiple of ``world_size`` by
+    repeating the epoch's first rows (torch's ``DistributedSampler``, the original's sampler)."""
+    return -(-n_rows // world_size) * world_size
+
+
 def planned_steps(n_rows: int, recipe: FinetuneRecipe) -> int:
-    """Optimiser steps: ``max_steps`` if set, else whole batches over ``epochs`` epochs."""
+    """Optimiser steps: ``max_steps`` if set, else ``epochs`` x batches per epoch, the last
+    partial batch kept (the transformers Trainer's default: 275,601 triplets of batch 256 are
+    1077 steps, not 1076)."""
     if recipe.max_steps:
         return recipe.max_steps
-    return (n_rows // recipe.batch_size) * recipe.epochs
+    return -(-epoch_rows(n_rows, recipe.world_size) // recipe.batch_size) * recipe.epochs
 
 
 def runtime_scale(recipe: FinetuneRecipe, n_rows: int = NLI_FOR_SIMCSE_ROWS) -> int:
-    """A fine-tuning job's runtime in embed-job runtimes (~200k sentences forward each):
-    three sentences per triplet, forward + backward (~3 forwards), plus the dev passes."""
+    """A fine-tuning job's runtime in embed-job runtimes (~200k sentences forward each), per
+    process: three sentences per triplet, forward + backward (~3 forwards) plus the no-grad
+    forward of gradient caching, the batch shared by ``world_size`` processes, plus the dev
+    passes."""
     steps = planned_steps(n_rows, recipe)
     evals = steps // recipe.eval_steps + 2
-    sentences = 3 * 3 * steps * recipe.batch_size + evals * 2 * (recipe.dev_max_items or 1500)
+    sentences = 3 * 4 * steps * recipe.batch_size / recipe.world_size
+    sentences += evals * 2 * (recipe.dev_max_items or 1500)
     return max(1, math.ceil(sentences / 200_000))

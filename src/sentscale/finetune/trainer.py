@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import random
 import shutil
 import tempfile
@@ -15,8 +16,10 @@ import numpy as np
 
 from .. import io, prompts
 from ..adapters import save_adapter
-from ..errors import ConfigError
 from ..options import SENTEVAL_SEED, EmbedOptions
+from .batches import rank_rows, step_rows, training_prompt, truncate_sentences
+from .distributed import SINGLE_PROCESS, Ranks
+from .gradcache import cached_backward
 from .model import add_lora
 from .recipe import FinetuneRecipe, planned_steps
 from .triplets import Triplets
@@ -39,17 +42,6 @@ def info_nce(anchor, positive, negative=None, temperature: float = 0.05):
     return F.cross_entropy(logits, target)
 
 
-def truncate_sentences(tokenizer: Any, sentences: Sequence[str], max_length: int) -> list[str]:
-    """Each sentence cut to its first ``max_length`` tokens (no special tokens)."""
-    if not sentences:
-        return []
-    ids = tokenizer(list(sentences), add_special_tokens=False)["input_ids"]
-    return [
-        s if len(i) <= max_length else tokenizer.decode(i[:max_length]).strip()
-        for s, i in zip(sentences, ids, strict=True)
-    ]
-
-
 def seed_everything(seed: int) -> None:
     import torch
 
@@ -58,24 +50,14 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def step_rows(n_rows: int, steps: int, batch_size: int, seed: int) -> np.ndarray:
-    """Row indices for every step (``steps`` x ``batch_size``): seeded permutations, one per
-    epoch; an epoch's last incomplete batch is dropped."""
-    rng = np.random.default_rng(seed)
-    per_epoch = n_rows // batch_size
-    if per_epoch < 1:
-        raise ConfigError(
-            f"finetune.batch_size {batch_size} is larger than the {n_rows} training triplets"
-        )
-    batches = []
-    while len(batches) < steps:
-        order = rng.permutation(n_rows)[: per_epoch * batch_size].reshape(per_epoch, batch_size)
-        batches.extend(order)
-    return np.stack(batches[:steps])
-
-
 class Trainer:
-    """The small training loop around one loaded model (see :mod:`sentscale.finetune`)."""
+    """The training loop around one loaded model (see :mod:`sentscale.finetune`).
+
+    ``ranks``: this process's place in a data-parallel job (:mod:`.distributed`); every rank
+    builds the same Trainer (same seed, same LoRA initialisation) and trains on its share of
+    each batch; only rank 0 scores checkpoints and writes the adapter. ``clean_up_decoded``:
+    the training sentences get the original's decode clean-up (OPT models, see
+    :func:`~.batches.truncate_sentences`)."""
 
     def __init__(
         self,
@@ -87,19 +69,26 @@ class Trainer:
         preprocess: bool = True,
         eval_batch_size: int = EmbedOptions.batch_size,  # the embed block's default
         name: str = "model",
+        ranks: Ranks = SINGLE_PROCESS,
+        clean_up_decoded: bool = False,
     ) -> None:
         from ..embed import Embedder  # torch: imported when a model is trained, not at import
 
         self.recipe = recipe
+        self.ranks = ranks
+        self.clean_up_decoded = clean_up_decoded
         self.tokenizer = tokenizer
+        self.variant = prompts.get_variant(variant) if isinstance(variant, str) else variant
+        seed_everything(recipe.seed)  # the LoRA initialisation: equal on every rank
         self.peft_model = add_lora(model, self.recipe)
         self.model = self.peft_model.get_base_model()  # the causal LM with LoRA layers
-        # One Embedder serves both training (prompts, tokens, the pooled forward pass, with
-        # gradients) and the dev checkpoints (its encode), so both see the same embedding.
+        # One Embedder serves both training (tokens, left padding, the pooled forward pass,
+        # with gradients) and the dev checkpoints (its encode, with the evaluation's sentence
+        # clean-up), so both read the same embedding of a prompt.
         self.embedder = Embedder(
             self.model,
             tokenizer,
-            variant,
+            self.variant,
             (),
             preprocess=preprocess,
             batch_size=eval_batch_size,
@@ -107,23 +96,73 @@ class Trainer:
             progress=False,
         )
         self.model.train()
+        self.scaler = None
+        if recipe.mixed_precision == "fp16":
+            import torch
+
+            # the transformers Trainer's fp16=True: autocast plus a dynamic loss scale
+            self.scaler = torch.amp.GradScaler(self.embedder.device.type)
 
     @property
     def trainable_parameters(self) -> int:
         return sum(p.numel() for p in self.peft_model.parameters() if p.requires_grad)
 
+    def autocast(self):
+        """The forward passes' mixed precision (``recipe.mixed_precision``), or nothing."""
+        import contextlib
+
+        import torch
+
+        mp = self.recipe.mixed_precision
+        if mp is None:
+            return contextlib.nullcontext()
+        dtype = torch.float16 if mp == "fp16" else torch.bfloat16
+        return torch.autocast(self.embedder.device.type, dtype=dtype)
+
     def embed(self, sentences: Sequence[str]):
-        """Pooled embeddings of ``sentences`` with gradients (one left-padded batch)."""
-        prompts_ = [self.embedder.prompt(s) for s in sentences]
-        return self.embedder.embed_prompts(prompts_, grad=True)
+        """Pooled embeddings of training ``sentences`` (already cut to ``max_length`` tokens)
+        as one left-padded batch, with gradients, in the forward passes' precision."""
+        with self.autocast():
+            return self.embedder.embed_prompts(
+                [training_prompt(s, self.variant) for s in sentences], grad=True
+            )
 
     def loss(self, anchor: Sequence[str], positive: Sequence[str], negative: Sequence[str]):
+        """The InfoNCE loss of one batch in one forward pass, with its graph (no caching)."""
         n = len(anchor)
         emb = self.embed([*anchor, *positive, *negative])  # one forward pass for all three
         return info_nce(emb[:n], emb[n : 2 * n], emb[2 * n :], self.recipe.temperature)
 
+    def gradients(self, anchor: Sequence[str], positive: Sequence[str], negative: Sequence[str]):
+        """Accumulate into ``.grad`` the gradient of the InfoNCE loss over the whole batch of
+        every rank (this rank holds ``anchor``/``positive``/``negative``), micro-batch by
+        micro-batch (gradient caching), averaged over ranks as DDP does; the loss value."""
+        micro = self.recipe.micro_batch_size
+        starts = range(0, len(anchor), micro)
+        chunks = [
+            (anchor[i : i + micro], positive[i : i + micro], negative[i : i + micro])
+            for i in starts
+        ]
+
+        def embed(chunk):
+            a, p, n = chunk
+            return self.embed([*a, *p, *n]).view(3, len(a), -1)
+
+        def loss_of(rows):
+            return info_nce(rows[0], rows[1], rows[2], self.recipe.temperature)
+
+        def backward(surrogate):
+            (surrogate if self.scaler is None else self.scaler.scale(surrogate)).backward()
+
+        loss = cached_backward(
+            embed, chunks, loss_of, ranks=self.ranks, device=self.embedder.device, backward=backward
+        )
+        self.ranks.average_gradients(self._params())
+        return loss
+
     def dev_score(self, data_dir: str | Path, seed: int = SENTEVAL_SEED) -> float:
-        """STS-B dev Spearman x100 of the current weights (reads only sts-dev.csv)."""
+        """STS-B dev Spearman x100 of the current weights (reads only sts-dev.csv), in the
+        original's checkpoint-selection precision (:meth:`selection_precision`)."""
         from .. import evaluation
         from ..demos.guard import SELECTION_TASK, load_dev
 
@@ -131,12 +170,38 @@ class Trainer:
         load_dev(data_dir, max_items, seed)  # refuses any file but sts-dev.csv
         self.model.eval()
         try:
-            result = evaluation.evaluate(
-                self.embedder.encode, [SELECTION_TASK], data_dir, max_items=max_items, seed=seed
-            )[SELECTION_TASK]
+            with self.selection_precision():
+                result = evaluation.evaluate(
+                    self.embedder.encode, [SELECTION_TASK], data_dir, max_items=max_items, seed=seed
+                )[SELECTION_TASK]
         finally:
             self.model.train()
         return float(result["score"])
+
+    def selection_precision(self):
+        """The original scores checkpoints on the 4-bit base with fp16 compute and the LoRA
+        layers in fp16 (``eval_checkpoints.sh`` -> ``evaluation.py --load_kbit 4``,
+        l.88-133): with QLoRA, fp16 autocast and the 4-bit layers' compute dtype set to fp16
+        for the duration. Without quantization: the training precision."""
+        import contextlib
+
+        import torch
+
+        if self.recipe.quantization is None:
+            return self.autocast()
+        stack = contextlib.ExitStack()
+        layers = [m for m in self.model.modules() if hasattr(m, "compute_dtype")]
+        saved = [m.compute_dtype for m in layers]
+        for m in layers:
+            m.compute_dtype = torch.float16
+
+        def restore():
+            for m, dtype in zip(layers, saved, strict=True):
+                m.compute_dtype = dtype
+
+        stack.callback(restore)
+        stack.enter_context(torch.autocast(self.embedder.device.type, dtype=torch.float16))
+        return stack
 
     def train(
         self,
@@ -147,66 +212,74 @@ class Trainer:
         dev_seed: int = SENTEVAL_SEED,
         record: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Train, keep the best checkpoint on STS-B dev in ``out_adapter``; returns the log."""
+        """Train, keep the best checkpoint on STS-B dev in ``out_adapter`` (rank 0); returns
+        the log (on every rank; only rank 0's has the dev scores)."""
         r = self.recipe
         seed_everything(r.seed)
         steps = planned_steps(len(triplets), r)
-        if steps < 1:
-            raise ConfigError(
-                f"finetune: {len(triplets)} triplets give no optimiser step of batch_size "
-                f"{r.batch_size} (set max_steps or a smaller batch)"
-            )
-        rows = step_rows(len(triplets), steps, r.batch_size, r.seed)
-        used = np.unique(rows)
-        cut = self._cut_triplets(triplets, used)
-        params, optimizer, scheduler = self._optimizer(steps)
+        rows = step_rows(len(triplets), steps, r.batch_size, r.seed, r.world_size)
+        mine = [rank_rows(b, self.ranks.rank, r.world_size) for b in rows]
+        used = np.unique(np.concatenate(rows))
+        cut = self._cut_triplets(triplets, np.unique(np.concatenate(mine)))
+        optimizer, scheduler = self._optimizer(steps)
+        checkpoint_steps = evaluated_steps(steps, r.eval_steps)
 
         started = time.perf_counter()
-        dev_before = self.dev_score(data_dir, dev_seed)
-        log.info("step 0 (untuned): STS-B dev %.2f", dev_before)
+        main = self.ranks.is_main
+        dev_before = self.dev_score(data_dir, dev_seed) if main else float("nan")
+        if main:
+            log.info("step 0 (untuned): STS-B dev %.2f", dev_before)
         losses: list[dict[str, float]] = []
         checkpoints: list[dict[str, float]] = []
         best: dict[str, float] | None = None
         out_adapter = Path(out_adapter)
-        staging = Path(tempfile.mkdtemp(prefix=f".{out_adapter.name}.", dir=_parent(out_adapter)))
-        best_dir = staging / "best"
+        staging = (
+            Path(tempfile.mkdtemp(prefix=f".{out_adapter.name}.", dir=_parent(out_adapter)))
+            if main
+            else None
+        )
         try:
             for step in range(1, steps + 1):
-                losses.append(
-                    self._step(step, steps, rows[step - 1], cut, params, optimizer, scheduler)
-                )
-                if step % r.eval_steps == 0 or step == steps:
+                losses.append(self._step(step, steps, mine[step - 1], cut, optimizer, scheduler))
+                if step in checkpoint_steps and main:
                     score = self.dev_score(data_dir, dev_seed)
                     checkpoints.append({"step": step, "dev_spearman": score})
-                    improved = best is None or score > best["dev_spearman"]
+                    # The original keeps a checkpoint whose dev score, at two decimals, is >= the
+                    # best so far (evaluation.py l.297-313): ties go to the later step.
+                    improved = best is None or round(score, 2) >= round(best["dev_spearman"], 2)
                     log.info(
                         "step %d: STS-B dev %.2f%s", step, score, " (best)" if improved else ""
                     )
                     if improved:
                         best = {"step": step, "dev_spearman": score}
+                        best_dir = staging / "best"
                         if best_dir.exists():
                             shutil.rmtree(best_dir)
                         save_adapter(self.peft_model, best_dir, {**(record or {}), **best})
-            assert best is not None
-            io.replace_dir(best_dir, out_adapter, aside=staging / "old")
+                self.ranks.barrier()  # the other ranks wait while rank 0 scores
+            if main:
+                assert best is not None
+                io.replace_dir(staging / "best", out_adapter, aside=staging / "old")
         finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            if staging is not None:
+                shutil.rmtree(staging, ignore_errors=True)
         return {
             "steps": steps,
             "triplets": len(triplets),
             "triplets_used": int(len(used)),
-            "accumulation": r.batch_size // r.micro_batch_size,
+            "world_size": r.world_size,
+            "micro_batches": -(-(r.batch_size // r.world_size) // r.micro_batch_size),
             "trainable_parameters": self.trainable_parameters,
             "loss": losses,
             "dev": checkpoints,
             "dev_before": dev_before,
-            "best_step": best["step"],
-            "best_dev_spearman": best["dev_spearman"],
+            "best_step": best["step"] if best else None,
+            "best_dev_spearman": best["dev_spearman"] if best else None,
             "train_s": round(time.perf_counter() - started, 3),
         }
 
     def _cut_triplets(self, triplets: Triplets, used: np.ndarray) -> dict[str, dict[int, str]]:
-        """The rows the steps use, per column, cut to ``max_length`` tokens."""
+        """The rows this process trains on, per column, cut to ``max_length`` tokens."""
         cut = {}
         for column in ("anchor", "positive", "negative"):
             texts = getattr(triplets, column)
@@ -214,58 +287,79 @@ class Trainer:
                 zip(
                     used.tolist(),
                     truncate_sentences(
-                        self.tokenizer, [texts[i] for i in used], self.recipe.max_length
+                        self.tokenizer,
+                        [texts[i] for i in used],
+                        self.recipe.max_length,
+                        clean_up=self.clean_up_decoded,
                     ),
                     strict=True,
                 )
             )
         return cut
 
+    def _params(self) -> list:
+        return [p for p in self.peft_model.parameters() if p.requires_grad]
+
     def _optimizer(self, steps: int):
-        """(trainable parameters, AdamW, linear schedule with warm-up) for ``steps`` steps."""
+        """AdamW and the linear schedule with warm-up over ``steps`` steps (the transformers
+        Trainer's defaults: betas 0.9/0.999, eps 1e-8)."""
         import torch
         from transformers import get_linear_schedule_with_warmup
 
         r = self.recipe
-        params = [p for p in self.peft_model.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=r.learning_rate, weight_decay=r.weight_decay)
+        optimizer = torch.optim.AdamW(
+            self._params(), lr=r.learning_rate, weight_decay=r.weight_decay
+        )
         scheduler = get_linear_schedule_with_warmup(optimizer, r.warmup_steps, steps)
-        return params, optimizer, scheduler
+        return optimizer, scheduler
 
-    def _step(self, step: int, steps: int, batch, cut, params, optimizer, scheduler) -> dict:
-        """One optimiser step over the micro-batches of ``batch`` (row indices); its log row."""
+    def _step(self, step: int, steps: int, batch, cut, optimizer, scheduler) -> dict:
+        """One optimiser step on this rank's rows ``batch`` of the step; its log row."""
         import torch
 
-        r = self.recipe
-        micro = r.micro_batch_size
-        accumulation = r.batch_size // micro
         t_step = time.perf_counter()
-        total = 0.0
-        for k in range(accumulation):
-            chunk = batch[k * micro : (k + 1) * micro].tolist()
-            loss = self.loss(
-                [cut["anchor"][i] for i in chunk],
-                [cut["positive"][i] for i in chunk],
-                [cut["negative"][i] for i in chunk],
-            )
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"step {step}: loss is {loss.item()}")
-            (loss / accumulation).backward()
-            total += loss.item() / accumulation
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, r.max_grad_norm)
+        chosen = batch.tolist()
+        loss = self.gradients(
+            [cut["anchor"][i] for i in chosen],
+            [cut["positive"][i] for i in chosen],
+            [cut["negative"][i] for i in chosen],
+        )
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"step {step}: loss is {loss}")
+        if self.scaler is not None:
+            self.scaler.unscale_(optimizer)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self._params(), self.recipe.max_grad_norm)
         lr = scheduler.get_last_lr()[0]
-        optimizer.step()
-        scheduler.step()
+        if self.scaler is None:
+            optimizer.step()
+            stepped = True
+        else:
+            scale = self.scaler.get_scale()
+            self.scaler.step(optimizer)
+            self.scaler.update()
+            # an overflowing fp16 step is skipped, and so is its schedule step (as the
+            # transformers Trainer does)
+            stepped = self.scaler.get_scale() >= scale
+        if stepped:
+            scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         row = {
             "step": step,
-            "loss": round(total, 6),
+            "loss": round(loss, 6),
             "lr": lr,
             "grad_norm": round(float(grad_norm), 6),
             "seconds": round(time.perf_counter() - t_step, 3),
         }
-        log.info("step %d/%d: loss %.4f (lr %.2e)", step, steps, total, lr)
+        if self.ranks.is_main:
+            log.info("step %d/%d: loss %.4f (lr %.2e)", step, steps, loss, lr)
         return row
+
+
+def evaluated_steps(steps: int, eval_steps: int) -> set[int]:
+    """The steps whose checkpoint is scored: every ``eval_steps``-th, as the original saves
+    (``save_steps`` 50) and scores them; its final partial step is not a checkpoint. A run
+    shorter than ``eval_steps`` scores its last step, so there is always one."""
+    return set(range(eval_steps, steps + 1, eval_steps)) or {steps}
 
 
 def _parent(path: Path) -> Path:

@@ -2,7 +2,8 @@
 
 - :func:`plot_scaling`  STS or transfer average vs parameter count (log x): one line per
   prompt/demonstration choice with its bootstrap CI band, baselines as stars, the paper's
-  reported points as an overlay, each line's peak marked.
+  reported points as an overlay (hollow, unjoined markers for the rows no table confirms), each
+  line's peak marked.
 - :func:`plot_tasks`    the same per task, as small multiples.
 - :func:`plot_demo_spread`  how much the choice of demonstration matters: STS-B dev Spearman of
   every candidate per model (``results/demos/<model>/<prompt>/ranking.tsv``); a placeholder
@@ -32,7 +33,7 @@ from .candidates import (  # noqa: E402
 )
 from .cost import MODEL_MARKERS, plot_cost  # noqa: E402
 from .figures import plots_job  # noqa: E402
-from .scaling import PAPER_STYLES, plot_scaling, plot_tasks  # noqa: E402
+from .scaling import PAPER_STYLES, UNCONFIRMED_LABEL, plot_scaling, plot_tasks  # noqa: E402
 
 __all__ = [
     "DODGE",
@@ -40,6 +41,7 @@ __all__ = [
     "NO_STAMP",
     "PAPER_STYLES",
     "SPREAD_STYLE",
+    "UNCONFIRMED_LABEL",
     "YLABELS",
     "CandidateColumn",
     "CandidateStyle",

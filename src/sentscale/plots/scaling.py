@@ -14,7 +14,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from ..aggregate import BASELINE_PROMPT, format_params  # noqa: E402
+from ..aggregate import (  # noqa: E402
+    BASELINE_PROMPT,
+    CONFIRMATIONS,
+    format_params,
+    is_confirmed,
+)
+from ..errors import DataError  # noqa: E402
 from .base import DODGE, YLABELS, _choice, _ci, _colors, _log_x, save  # noqa: E402
 
 #: Paper settings drawn as overlays (setting, family) -> (label, style)
@@ -36,6 +42,8 @@ PAPER_STYLES = {
         dict(color="0.2", ls="none", marker="D"),
     ),
 }
+#: Legend suffix of reference points no table confirms (``confirmed == "unconfirmed"``).
+UNCONFIRMED_LABEL = "unconfirmed (paper text only)"
 
 
 def _draw_ours(ax, table: pd.DataFrame, column: str, colors, *, mark_peak: bool, labels: bool):
@@ -94,11 +102,32 @@ def _draw_ours(ax, table: pd.DataFrame, column: str, colors, *, mark_peak: bool,
 def _draw_paper(ax, paper: pd.DataFrame | None, column: str, *, mark_peak: bool, labels: bool):
     if paper is None or column not in paper.columns:
         return
+    if "confirmed" not in paper.columns:  # a missing flag must not pass as confirmed
+        raise DataError(
+            f"paper reference table: expected a 'confirmed' column ({', '.join(CONFIRMATIONS)}), "
+            f"as sentscale.aggregate.paper_results loads it; found {list(paper.columns)}"
+        )
     for (setting, family), group in paper[paper[column].notna()].groupby(["setting", "family"]):
         label, style = PAPER_STYLES.get(
             (setting, family), (f"paper: {setting}, {family}", dict(color="0.5", marker="x"))
         )
         group = group.sort_values("params")
+        checked = is_confirmed(group["confirmed"])
+        # Unconfirmed points: hollow, unjoined, their own legend entry (never part of a line).
+        loose = group[~checked]
+        if len(loose):
+            ax.plot(
+                loose["params"].to_numpy(float),
+                loose[column].to_numpy(float),
+                ms=6,
+                mfc="none",
+                mew=1.4,
+                label=f"{label}, {UNCONFIRMED_LABEL}" if labels else None,
+                **{**style, "ls": "none"},
+            )
+        group = group[checked]
+        if group.empty:
+            continue
         x, y = group["params"].to_numpy(float), group[column].to_numpy(float)
         ax.plot(x, y, ms=5, lw=1.2, label=label if labels else None, **style)
         i = int(np.argmax(y)) if len(y) else 0
