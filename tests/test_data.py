@@ -28,51 +28,12 @@ from sentscale.data import (
     required_files,
     task_fingerprint,
 )
+from sentscale.datasets import SPLIT_ITEMS
 from sentscale.errors import DataError
 
-# split -> number of scored items, in the split order load_task must produce
-COUNTS = {
-    "STS12": {
-        "MSRpar": 750,
-        "MSRvid": 750,
-        "SMTeuroparl": 459,
-        "surprise.OnWN": 750,
-        "surprise.SMTnews": 399,
-    },
-    "STS13": {"FNWN": 189, "headlines": 750, "OnWN": 561},
-    "STS14": {
-        "deft-forum": 450,
-        "deft-news": 300,
-        "headlines": 750,
-        "images": 750,
-        "OnWN": 750,
-        "tweet-news": 750,
-    },
-    "STS15": {
-        "answers-forums": 375,
-        "answers-students": 750,
-        "belief": 375,
-        "headlines": 750,
-        "images": 750,
-    },
-    "STS16": {
-        "answer-answer": 254,
-        "headlines": 249,
-        "plagiarism": 230,
-        "postediting": 244,
-        "question-question": 209,
-    },
-    "STSBenchmark": {"train": 5749, "dev": 1500, "test": 1379},
-    "SICKRelatedness": {"train": 4500, "dev": 500, "test": 4927},
-    "MR": {"all": 10662},
-    "CR": {"all": 3775},
-    "SUBJ": {"all": 10000},
-    "MPQA": {"all": 10606},
-    "SST2": {"train": 67349, "dev": 872, "test": 1821},
-    "TREC": {"train": 5452, "test": 500},
-    "MRPC": {"train": 4076, "test": 1725},
-    "STSBenchmark-dev": {"dev": 1500},
-}
+# split -> number of scored items, in the split order load_task must produce: the counts the
+# fetched-data check (sentscale.datasets) also verifies; ../shared/data/README.md lists them
+COUNTS = SPLIT_ITEMS
 TOTALS = {"STS12": 3108, "STS13": 1500, "STS14": 3750, "STS15": 3000, "STS16": 1186}
 
 KINDS = {

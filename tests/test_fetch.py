@@ -112,7 +112,7 @@ def test_an_unreachable_host_names_the_url(tmp_path):
         port = sock.getsockname()[1]
     url = f"http://127.0.0.1:{port}/pool.txt"
     with pytest.raises(DataError, match=rf"cannot fetch {url}: "):
-        fetch(url, tmp_path / "pool.txt", PIN, timeout=5)
+        fetch(url, tmp_path / "pool.txt", PIN, timeout=5, retries=2, backoff=0)
     assert _leftovers(tmp_path) == []
 
 

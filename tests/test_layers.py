@@ -37,7 +37,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "planning",
             "provision",
             "context",
-            "fetch",  # pinned downloads (urllib); generalized later, stays below the stages
+            "fetch",  # downloads (urllib): resumed, retried, atomic; below the stages
+            "datasets",  # SentEval's tar and the NLI CSV: fetch + manifest/row checks
         ),
     ),
     ("embed", ("embed",)),

@@ -1,5 +1,10 @@
-"""The cluster profile, for real: the .test study through a single-node Slurm, and the paper grid's
-per-size GPU resources in a dry run.
+"""The cluster profile, for real: the .test study through a single-node Slurm, the paper grid's
+per-size GPU resources in a dry run, and how Snakemake combines the cluster profile with the
+workflow profile ``profiles/default/`` it applies automatically (docs/cluster.md).
+
+Every command runs as docs/cluster.md shows it, from the repository root (where Snakemake finds
+``profiles/default/``) and without ``--workflow-profile none``; ``--directory`` keeps its outputs
+out of the checkout.
 
 The Slurm run needs root and Debian's Slurm packages (CI installs them:
 ``apt-get install --no-install-recommends munge slurmctld slurmd slurm-client``); without them it
@@ -9,6 +14,8 @@ stops them afterwards, unless they were already running.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import math
 import os
@@ -17,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -27,6 +35,7 @@ pytestmark = [pytest.mark.integration]
 SLURM_SCRIPT = REPO_ROOT / "scripts" / "slurm-local.sh"
 CLUSTER_PROFILE = REPO_ROOT / "profiles" / "slurm"
 LOCAL_OVERLAY = REPO_ROOT / "profiles" / "slurm-local"
+WORKFLOW_PROFILE = "profiles/default"  # found relative to the repository root
 SLURM_BINARIES = ("munged", "slurmctld", "slurmd", "sbatch", "squeue")
 #: SIGINT after this many seconds (a hung plugin ignores SIGTERM). Generous: on 2 shared cores the
 #: run took up to ~30 min under load; jobs stuck on the plugin would otherwise wait forever.
@@ -34,6 +43,7 @@ SLURM_RUN_TIMEOUT_S = 2700
 
 
 def snakemake_cmd(workdir: Path, *args: str, profiles=(), configfile=None, config=None):
+    """docs/cluster.md's command (run it with ``cwd=REPO_ROOT``), working in ``workdir``."""
     cmd = [
         sys.executable, "-m", "snakemake",
         "--snakefile", str(REPO_ROOT / "workflow" / "Snakefile"),
@@ -41,7 +51,6 @@ def snakemake_cmd(workdir: Path, *args: str, profiles=(), configfile=None, confi
     ]  # fmt: skip
     for profile in profiles:
         cmd += ["--profile", str(profile)]
-    cmd += ["--workflow-profile", "none"]  # README's cluster command: no profiles/default
     if configfile is not None:
         cmd += ["--configfile", str(configfile)]
     if config:
@@ -69,6 +78,102 @@ def parse_pairs(text: str) -> dict[str, str]:
     return dict(item.split("=", 1) for item in text.split(", ") if "=" in item)
 
 
+def profiles_line(*profiles) -> str:
+    """What Snakemake prints when it applies these --profiles and then the workflow profile."""
+    return f"Using profiles {' and '.join(map(str, profiles))} and workflow specific profile " + (
+        f"{WORKFLOW_PROFILE} for setting default command line arguments."
+    )
+
+
+# --- the cluster profile and the automatic workflow profile (no Slurm needed) -----------------
+
+
+def parsed_settings(argv: list[str]) -> tuple[dict, str]:
+    """Snakemake's own parse of ``argv`` from the repository root: (every setting as plain
+    data, what it printed about profiles)."""
+    from snakemake.cli import parse_args
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        _, args = parse_args(argv)
+    return {k: plain(v) for k, v in vars(args).items()}, err.getvalue()
+
+
+def plain(value):
+    """Settings as comparable data (some are objects without __eq__)."""
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, set | frozenset):
+        return sorted(repr(plain(v)) for v in value)
+    if type(value).__repr__ is object.__repr__ and hasattr(value, "__dict__"):
+        return {"<type>": type(value).__name__, **plain(vars(value))}
+    return repr(value)
+
+
+@pytest.fixture
+def at_repo_root(monkeypatch):
+    monkeypatch.chdir(REPO_ROOT)
+    monkeypatch.delenv("SNAKEMAKE_PROFILE", raising=False)
+
+
+@pytest.mark.parametrize(
+    "profiles", [[CLUSTER_PROFILE], [CLUSTER_PROFILE, LOCAL_OVERLAY]], ids=["slurm", "slurm-local"]
+)
+def test_the_workflow_profile_changes_no_setting_of_the_cluster_profile(at_repo_root, profiles):
+    """Snakemake merges profiles/default/ after every --profile, key by key: the documented
+    command (no --workflow-profile none) must give exactly the cluster profile's settings."""
+    argv = [a for p in profiles for a in ("--profile", str(p))]
+    argv += ["--configfile", "config/paper.yaml"]
+    merged, said = parsed_settings(argv)
+    alone, _ = parsed_settings([*argv, "--workflow-profile", "none"])
+    assert profiles_line(*profiles) in said  # profiles/default really took part
+    del merged["workflow_profile"], alone["workflow_profile"]
+    changed = {k: (alone[k], merged[k]) for k in merged if merged[k] != alone[k]}
+    assert not changed, f"profiles/default overrides the cluster profile: {changed}"
+    # what the cluster profile sets, as it reaches Snakemake
+    assert merged["executor"] == repr("slurm")
+    assert merged["cores"] == repr(None)  # no cap on a job's threads; each job gets --cores all
+    assert merged["jobs"] == repr(100 if len(profiles) == 1 else 2)
+    assert merged["default_resources"]["mem_mb"] == 'Resource("mem_mb", 4000)'
+    assert merged["default_resources"]["runtime"] == 'Resource("runtime", 30)'
+
+
+def test_local_runs_still_get_the_workflow_profile(at_repo_root):
+    """README's local run (`snakemake --cores 2`): profiles/default supplies the rest."""
+    merged, said = parsed_settings(["--cores", "2"])
+    alone, _ = parsed_settings(["--cores", "2", "--workflow-profile", "none"])
+    assert f"Using workflow specific profile {WORKFLOW_PROFILE} " in said
+    for key in ("printshellcmds", "rerun_incomplete", "keep_going", "show_failed_logs"):
+        assert (merged[key], alone[key]) == ("True", "False"), key
+    assert merged["cores"] == "2" and merged["executor"] == repr(None)  # None: local
+
+
+@pytest.mark.parametrize("how", ["user-config-dir", "SNAKEMAKE_PROFILE"])
+def test_profile_slurm_by_name_as_documented(at_repo_root, monkeypatch, tmp_path, how):
+    """docs/cluster.md's `--profile slurm`: the profile linked into the user's config directory
+    (~/.config/snakemake, i.e. $XDG_CONFIG_HOME/snakemake), or named by SNAKEMAKE_PROFILE, gives
+    the very settings of `--profile profiles/slurm`."""
+    assert not (REPO_ROOT / "slurm").exists()  # else Snakemake would take ./slurm
+    argv = ["--configfile", "config/paper.yaml"]
+    by_path, _ = parsed_settings(["--profile", "profiles/slurm", *argv])
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))  # no ~/.config/snakemake/slurm
+    if how == "user-config-dir":
+        (tmp_path / "xdg" / "snakemake").mkdir(parents=True)
+        (tmp_path / "xdg" / "snakemake" / "slurm").symlink_to(CLUSTER_PROFILE)
+        argv, named = ["--profile", "slurm", *argv], "slurm"
+    else:
+        monkeypatch.setenv("SNAKEMAKE_PROFILE", str(CLUSTER_PROFILE))
+        named = CLUSTER_PROFILE
+    by_name, said = parsed_settings(argv)
+    assert profiles_line(named) in said
+    assert by_name.pop("profile") == plain([str(named)])
+    by_path.pop("profile")
+    assert by_name == by_path
+    assert by_name["executor"] == repr("slurm")
+
+
 # --- the paper grid through the cluster profile (dry run; no Slurm needed) -------------------
 
 
@@ -85,6 +190,7 @@ def paper_dry_run(tmp_path_factory, data_dir) -> str:
             # the paper's NLI triplets are a download; the SNLI stand-in fills in
             config={"data_dir": str(data_dir), "finetune": f"{{data: {nli_stand_in}}}"},
         ),
+        cwd=REPO_ROOT,
         capture_output=True,
         text=True,
         timeout=600,
@@ -92,7 +198,7 @@ def paper_dry_run(tmp_path_factory, data_dir) -> str:
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     log = proc.stdout + proc.stderr
-    assert f"Using profile {CLUSTER_PROFILE}" in log
+    assert profiles_line(CLUSTER_PROFILE) in log
     return log
 
 
@@ -252,6 +358,7 @@ def test_test_study_runs_through_slurm_like_a_local_run(
     started = time.monotonic()
     proc = subprocess.run(
         ["timeout", "-s", "INT", "-k", "60", str(SLURM_RUN_TIMEOUT_S), *cmd],
+        cwd=REPO_ROOT,
         capture_output=True,
         text=True,
         env=dict(os.environ, OMP_NUM_THREADS="2"),
@@ -265,6 +372,7 @@ def test_test_study_runs_through_slurm_like_a_local_run(
         + (ctld_log.read_text()[-3000:] if ctld_log.exists() else "(none)")
     )
     print(f"\n.test study through Slurm: {elapsed:.0f} s")
+    assert profiles_line(CLUSTER_PROFILE, LOCAL_OVERLAY) in log  # docs/cluster.md's command
 
     # every non-local job was one sbatch submission ...
     stats = job_stats(log)

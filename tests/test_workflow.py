@@ -159,22 +159,50 @@ def test_bad_config_fails_before_any_job_with_one_message(tmp_path, test_study_c
     assert not (tmp_path / "results").exists()  # nothing ran
 
 
-def test_lint_and_dry_run_need_no_data_but_a_run_checks_it_first(tmp_path):
-    """`snakemake --lint` and `-n` only plan: the paper grid's data (data/senteval,
-    data/nli_for_simcse.csv, relative to an empty folder) need not exist. A real run still
-    stops before any job, with one message naming each missing file."""
+def test_lint_and_dry_run_need_no_data_and_plan_the_fetches_first(tmp_path):
+    """On a machine without any data (an empty folder), `snakemake --lint` and `-n` of the
+    paper grid succeed and plan the downloads (rules/fetch.smk) ahead of everything else. A
+    real run of the fetch with no network stops with one message naming the URL and the
+    data_dir way out (a closed local port stands in: the tests never reach huggingface.co)."""
     paper = REPO_ROOT / "config" / "paper.yaml"
     proc = run_snakemake(tmp_path, "--lint", configfile=paper)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert "workflow is in a good condition" in proc.stdout + proc.stderr
     counts = dry_run(tmp_path, paper, {})
     assert counts["embed"] == 43 and counts["finetune"] == 7
-    proc = run_snakemake(tmp_path, "--cores", "1", configfile=paper)
+    assert counts["fetch_senteval"] == 1 and counts["fetch_nli"] == 1
+    assert set(list(counts)[:3]) == {"fetch_senteval", "fetch_nli", "fetch_file"}
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/senteval.tar"
+    stamp = "resources/data/senteval/.sentscale-fetched.json"
+    proc = run_snakemake(
+        tmp_path, "--cores", "1", stamp, configfile=paper,
+        config={"sources": f"{{senteval: {{url: '{url}'}}}}"},
+    )  # fmt: skip
+    assert proc.returncode != 0
+    assert f"cannot fetch {url}" in proc.stderr and "data_dir can point" in proc.stderr
+    assert not (tmp_path / "resources" / "data" / "senteval").exists()
+    assert not (tmp_path / "results" / "scores").exists()  # nothing else ran
+
+
+def test_a_data_dir_you_provide_is_checked_first_and_never_fetched_over(tmp_path):
+    """An existing data_dir is the user's: no fetch job, and a real run stops before any job
+    with one message naming each missing file."""
+    mine = tmp_path / "my-senteval"
+    mine.mkdir()
+    counts = dry_run(tmp_path, TEST_STUDY_CONFIG, {"data_dir": str(mine)})
+    assert "fetch_senteval" not in counts and counts["embed"] == len(CELLS)
+    proc = run_snakemake(
+        tmp_path, "--cores", "1", configfile=TEST_STUDY_CONFIG, config={"data_dir": str(mine)}
+    )
     assert proc.returncode != 0
     assert "invalid study configuration" in proc.stderr
-    assert "finetune.data" in proc.stderr and "data/nli_for_simcse.csv" in proc.stderr
-    assert "data_dir" in proc.stderr and "data/senteval" in proc.stderr
-    assert not (tmp_path / "results").exists()  # nothing ran
+    assert "data_dir" in proc.stderr and "no downstream/ folder" in proc.stderr
+    assert list(mine.iterdir()) == [] and not (tmp_path / "results").exists()
 
 
 def test_a_model_registered_in_the_config_runs_through_the_whole_dag(

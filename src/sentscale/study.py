@@ -10,7 +10,7 @@ is loaded. Everything downstream reads the study's fields; nothing reads the raw
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -90,7 +90,16 @@ class Study:
     finetune_data: Path | None = None
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any], *, check_data: bool = True) -> Study:
+    def from_config(
+        cls,
+        config: Mapping[str, Any],
+        *,
+        check_data: bool = True,
+        to_fetch: Collection[str] = (),
+    ) -> Study:
+        """The study of ``config``; ConfigError lists every problem. ``check_data``: check
+        that data_dir and finetune.data exist, except the keys in ``to_fetch`` (the workflow's
+        fetch rules provide and verify them: rules/fetch.smk)."""
         problems: list[str] = []
         overrides = canonical(dict(config.get("registry") or {}))
         try:
@@ -128,7 +137,10 @@ class Study:
         finetune_data = finetune_block.get("data")
         if finetune_block.get("models"):
             problems += _check_finetune_inputs(
-                finetune_prompt, finetune_data, variants, check_data=check_data
+                finetune_prompt,
+                finetune_data,
+                variants,
+                check_data=check_data and "finetune.data" not in to_fetch,
             )
 
         tasks = tuple(config["tasks"])
@@ -138,7 +150,7 @@ class Study:
                 f"tasks: unknown task(s) {unknown}; expected names from {list(data.ALL_TASKS)}"
             )
         data_dir = Path(config["data_dir"])
-        if check_data and not unknown:
+        if check_data and not unknown and "data_dir" not in to_fetch:
             try:
                 data.check_data_dir(data_dir, _tasks_read(tasks, demos, bool(tuned)))
             except DataError as err:
@@ -175,6 +187,11 @@ class Study:
             finetune_prompt=finetune_prompt,
             finetune_data=Path(finetune_data) if tuned else None,
         )
+
+    def tasks_read(self) -> tuple[str, ...]:
+        """Tasks whose files the study reads (its tasks, plus STS-B dev for selection and
+        fine-tuning checkpoints): what the data check and the SentEval fetch verify."""
+        return _tasks_read(self.tasks, self.demos, bool(self.finetune))
 
     def cells(self) -> Iterator[Cell]:
         """Every cell of the grid: causal LMs x prompts x demos, then one row per baseline."""

@@ -10,6 +10,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from sentscale import data as sentscale_data
+from sentscale import datasets as sentscale_datasets
 from sentscale import demos as sentscale_demos
 from sentscale import fetch as sentscale_fetch
 from sentscale import finetune as sentscale_finetune
@@ -32,9 +33,46 @@ def is_planning_only():
     return bool(workflow.output_settings.dryrun) or not workflow.check_envvars
 
 
+# --- fetched data (rules/fetch.smk; sentscale.datasets) --------------------------------------
+# SentEval's data folder and finetune.data are fetched when missing (or when an earlier fetch
+# made them: its stamp file is there); a folder or file the user provides is used as it is and
+# no fetch job runs. Consumers depend on the stamp only when the fetch provides the data, so
+# the input lists stay the same from run to run (a path that changes would rerun every cell).
+SOURCES = config.get("sources") or {}
+SENTEVAL_STAMP = sentscale_datasets.senteval_stamp(config["data_dir"])
+FETCH_SENTEVAL = sentscale_datasets.is_fetch_managed(config["data_dir"], SENTEVAL_STAMP)
+FINETUNE_DATA = (config.get("finetune") or {}).get("data")
+NLI_STAMP = FINETUNE_DATA and sentscale_datasets.nli_stamp(FINETUNE_DATA)
+FETCH_NLI = bool(
+    (config.get("finetune") or {}).get("models")
+    and FINETUNE_DATA
+    and sentscale_datasets.is_fetch_managed(FINETUNE_DATA, NLI_STAMP)
+)
 try:
+    for _name, _url in (
+        ("senteval", sentscale_datasets.SENTEVAL_URL),
+        ("nli", sentscale_datasets.NLI_URL),
+    ):
+        _source = SOURCES.setdefault(_name, {})
+        _source.setdefault("url", _url)
+        sentscale_fetch.check_url(
+            _source["url"], f"sources.{_name}.url", sentscale_fetch.SOURCE_SCHEMES
+        )
+    if SOURCES["nli"].get("sha256") is not None:
+        sentscale_fetch.check_sha256(SOURCES["nli"]["sha256"], "sources.nli.sha256")
     # A real run checks the data up front: one readable message (no traceback) before any job.
-    STUDY = Study.from_config(config, check_data=not is_planning_only())
+    STUDY = Study.from_config(
+        config,
+        check_data=not is_planning_only(),
+        to_fetch=[
+            key
+            for key, fetched in (
+                ("data_dir", FETCH_SENTEVAL),
+                ("finetune.data", FETCH_NLI),
+            )
+            if fetched
+        ],
+    )
 except SentscaleError as err:
     raise WorkflowError(str(err)) from None
 
@@ -359,7 +397,55 @@ def get_select_scale(wildcards):
     return max(1, math.ceil(passes * sentences / 200_000))
 
 
-# --- pinned downloads (rules/fetch.smk; sentscale.fetch) ---------------------------------------
+# --- fetched data and pinned downloads (rules/fetch.smk; sentscale.fetch, .datasets) -----------
+def get_senteval_input(wildcards=None):
+    """The fetched SentEval folder's stamp when the fetch provides data_dir; else [] (the
+    user's folder, checked before any job). ancient(): a refetch of the same verified files
+    must not rerun finished cells."""
+    return [ancient(SENTEVAL_STAMP)] if FETCH_SENTEVAL else []
+
+
+def get_nli_input(wildcards=None):
+    """The fetched NLI triplets when the fetch provides finetune.data; else []."""
+    return [ancient(FINETUNE_DATA)] if FETCH_NLI else []
+
+
+def _fetch_job(log, what, fetch_it):
+    """Run one data fetch of rules/fetch.smk with its log open (progress, retries, result);
+    a failure is one WorkflowError (and the log's last line)."""
+    with open(log, "w", encoding="utf-8") as fh:
+        try:
+            fetch_it(fh)
+        except (SentscaleError, OSError) as err:
+            fh.write(f"{err}\n")
+            raise WorkflowError(f"fetching {what}: {err}") from None
+
+
+def fetch_senteval_data(log):
+    """rules/fetch.smk: SentEval's data into data_dir, checked against the manifest."""
+    _fetch_job(
+        log,
+        "SentEval's data",
+        lambda fh: sentscale_datasets.fetch_senteval(
+            SOURCES["senteval"]["url"], STUDY.data_dir, STUDY.tasks_read(), log=fh
+        ),
+    )
+
+
+def fetch_nli_data(log):
+    """rules/fetch.smk: the NLI triplets of finetune.data (row count; sha256 if pinned)."""
+    _fetch_job(
+        log,
+        "the NLI triplets",
+        lambda fh: sentscale_datasets.fetch_nli(
+            SOURCES["nli"]["url"],
+            FINETUNE_DATA,
+            sha256=SOURCES["nli"].get("sha256"),
+            log=fh,
+        ),
+    )
+
+
 def get_fetches():
     """{path: {url, sha256}} of every file the study downloads: the fetched icl_examples files
     of its select choices (one per pin; a path is named by its pin, so two choices that pin the

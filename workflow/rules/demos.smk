@@ -18,6 +18,7 @@ localrules:
 rule label_candidates:
     input:
         model=get_labeller_model,
+        data=get_senteval_input,  # [] unless rules/fetch.smk provides data_dir
     output:
         tsv="results/demos/candidates/{demo}/{labeller}.tsv",
         meta="results/demos/candidates/{demo}/{labeller}.json",
@@ -47,6 +48,7 @@ rule select_demo:
         candidates=get_self_labelled_tsv,
         files=get_candidate_files,
         icl_examples=get_icl_examples_file,
+        data=get_senteval_input,  # [] unless rules/fetch.smk provides data_dir
     output:
         selected="results/demos/{model}/{prompt}/{demo}/selected.json",
         ranking="results/demos/{model}/{prompt}/{demo}/ranking.tsv",

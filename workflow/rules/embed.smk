@@ -6,6 +6,7 @@ rule embed:
         model=get_provisioned_model,
         demos_file=get_selected_demo_file,  # [] unless the cell's demo is chosen on STS-B dev
         adapter=get_finetune_adapter,  # [] unless the cell is fine-tuned (demo `cse`)
+        data=get_senteval_input,  # [] unless rules/fetch.smk provides data_dir
     output:
         embeddings="results/embeddings/{model}/{prompt}/{demo}.npz",
         meta="results/embeddings/{model}/{prompt}/{demo}.json",

@@ -4,6 +4,7 @@
 rule evaluate_sts:
     input:
         embeddings="results/embeddings/{model}/{prompt}/{demo}.npz",
+        data=get_senteval_input,  # [] unless rules/fetch.smk provides data_dir
     output:
         "results/scores/{model}/{prompt}/{demo}/{task}.json",
     log:
@@ -25,6 +26,7 @@ rule evaluate_sts:
 rule evaluate_transfer:
     input:
         embeddings="results/embeddings/{model}/{prompt}/{demo}.npz",
+        data=get_senteval_input,  # [] unless rules/fetch.smk provides data_dir
     output:
         "results/scores/{model}/{prompt}/{demo}/{task}.json",
     log:

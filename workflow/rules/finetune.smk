@@ -13,6 +13,8 @@
 rule finetune:
     input:
         model=get_provisioned_model,
+        data=get_senteval_input,  # [] unless rules/fetch.smk provides data_dir
+        triplets=get_nli_input,  # [] unless rules/fetch.smk provides finetune.data
     output:
         adapter=directory("results/finetune/{model}/adapter"),
         train="results/finetune/{model}/train.json",
