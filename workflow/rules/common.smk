@@ -271,24 +271,13 @@ def get_selected_demo_file(wildcards):
     return [f"results/demos/{w.model}/{w.prompt}/{w.demo}/selected.json"]
 
 
-def get_model_resources(name_of, scale=lambda wildcards: 1):
-    """Resources of a job that loads the model `name_of(wildcards)` (sentscale.planning):
-    mem_mb and runtime (x `scale`), plus `gpu` only when a GPU is configured."""
+def resource_functions(plan):
+    """Snakemake `resources:` from `plan(wildcards, attempt)` -> dict (sentscale.planning):
+    mem_mb and runtime, plus `gpu`, `cpus_per_gpu` (and `gpu_model`) only when the study
+    configures a GPU."""
 
     def resource(key):
-        def get(wildcards, attempt):
-            name = name_of(wildcards)
-            res = job_resources(
-                STUDY.spec(name),
-                STUDY.embed.for_model(name),
-                STUDY.resources,
-                attempt=attempt,
-            )
-            if key == "runtime":
-                return int(res["runtime"] * scale(wildcards))
-            return res.get(key)
-
-        return get
+        return lambda wildcards, attempt: plan(wildcards, attempt).get(key)
 
     keys = ["mem_mb", "runtime"]
     if STUDY.resources.gpu_mem_gb:
@@ -296,6 +285,22 @@ def get_model_resources(name_of, scale=lambda wildcards: 1):
         if STUDY.resources.gpu_model:
             keys.append("gpu_model")
     return {key: resource(key) for key in keys}
+
+
+def get_model_resources(name_of, scale=lambda wildcards: 1):
+    """Resources of a job that loads the model `name_of(wildcards)` (runtime x `scale`)."""
+
+    def plan(wildcards, attempt):
+        name = name_of(wildcards)
+        res = job_resources(
+            STUDY.spec(name),
+            STUDY.embed.for_model(name),
+            STUDY.resources,
+            attempt=attempt,
+        )
+        return {**res, "runtime": int(res["runtime"] * scale(wildcards))}
+
+    return resource_functions(plan)
 
 
 def get_model_name(wildcards):
@@ -557,28 +562,19 @@ def get_finetune_resources():
     process of the recipe's world_size, runtime from sentscale.finetune.runtime_scale.
     """
 
-    def resource(key):
-        def get(wildcards, attempt):
-            recipe = STUDY.finetune[wildcards.model]
-            res = finetune_resources(
-                STUDY.spec(wildcards.model),
-                dtype=recipe.dtype,
-                quantization=recipe.quantization,
-                world_size=recipe.world_size,
-                cluster=STUDY.resources,
-                runtime_scale=sentscale_finetune.runtime_scale(recipe),
-                attempt=attempt,
-            )
-            return res.get(key)
+    def plan(wildcards, attempt):
+        recipe = STUDY.finetune[wildcards.model]
+        return finetune_resources(
+            STUDY.spec(wildcards.model),
+            dtype=recipe.dtype,
+            quantization=recipe.quantization,
+            world_size=recipe.world_size,
+            cluster=STUDY.resources,
+            runtime_scale=sentscale_finetune.runtime_scale(recipe),
+            attempt=attempt,
+        )
 
-        return get
-
-    keys = ["mem_mb", "runtime"]
-    if STUDY.resources.gpu_mem_gb:
-        keys += ["gpu", "cpus_per_gpu"]
-        if STUDY.resources.gpu_model:
-            keys.append("gpu_model")
-    return {key: resource(key) for key in keys}
+    return resource_functions(plan)
 
 
 # --- what `rule all` builds -------------------------------------------------------------------
