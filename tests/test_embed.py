@@ -26,7 +26,7 @@ from transformers import (
 )
 
 from sentscale.embed import Embedder, SentenceTransformerEncoder
-from sentscale.errors import ConfigError
+from sentscale.errors import ConfigError, ModelError
 from sentscale.prompts import build_prompt, get_variant
 
 SENTENCES = [
@@ -243,6 +243,71 @@ def test_metadata_records_prompt_and_preprocessing():
     assert raw["preprocess"] is False
 
 
+# ----------------------------------------------------------------------------- max positions
+
+LONG = "word " * 60  # 300 characters: one token each with the char tokenizer, over 256
+
+
+@pytest.mark.parametrize("arch", ["llama", "opt"])  # rotary runs on silently; OPT would crash
+def test_a_prompt_longer_than_the_models_positions_is_refused(arch):
+    model, tokenizer = build(arch)
+    enc = embedder(model, tokenizer, name=f"tiny-{arch}")
+    assert enc.max_positions == 256 and enc.metadata["max_positions"] == 256
+    sentences = ["short one", LONG + "end", "fine", LONG]
+    with pytest.raises(ModelError) as info:
+        enc.encode(sentences)
+    message = str(info.value)
+    n_tokens = len(tokenizer(enc.prompt(LONG + "end"))["input_ids"])
+    assert f"model 'tiny-{arch}'" in message and "2 of 4 prompts" in message
+    assert f"longest is {n_tokens} tokens" in message and "at most 256" in message
+    assert "sentence 1 of 4: 'word word word" in message  # the sentence, cut to 80 characters
+    assert "config.max_position_embeddings" in message and "evaluation.py" in message
+    assert enc.forward_rows == 0  # refused before any forward pass
+    with pytest.raises(ModelError, match="longest is"):
+        enc.embed_prompts([enc.prompt(LONG)])
+
+
+def test_a_prompt_of_exactly_max_positions_tokens_is_embedded():
+    model, tokenizer = build("llama")
+    enc = embedder(model, tokenizer)
+    overhead = len(tokenizer(enc.prompt("ab"))["input_ids"]) - 2
+    fits = "a" * (256 - overhead)
+    assert len(tokenizer(enc.prompt(fits))["input_ids"]) == 256
+    assert np.isfinite(enc.encode([fits, "x"])).all()
+    assert enc.metadata["longest_prompt_tokens"] == 256
+    with pytest.raises(ModelError, match="257 tokens"):
+        enc.encode([fits + "a"])
+
+
+def test_max_positions_is_the_smallest_meaningful_limit():
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from sentscale.embed import max_positions
+
+    model, tokenizer = build("llama")
+    assert tokenizer.model_max_length > 10**20  # "no limit" sentinel: ignored
+    assert max_positions(model.config, tokenizer) == (256, "config.max_position_embeddings")
+    tokenizer.model_max_length = 100
+    assert max_positions(model.config, tokenizer) == (100, "tokenizer.model_max_length")
+    gpt2 = GPT2Config(vocab_size=VOCAB, n_positions=64, n_embd=64, n_layer=1, n_head=4, **IDS)
+    assert max_positions(GPT2LMHeadModel(gpt2).config, char_tokenizer(True))[0] == 64
+    tokenizer.model_max_length = 100
+    enc = embedder(model, tokenizer)
+    with pytest.raises(ModelError, match=r"at most 100 .*tokenizer.model_max_length"):
+        enc.encode(["x" * 120])
+
+
+def test_sentence_transformer_truncation_is_counted_and_logged(tmp_path, caplog):
+    """Baselines truncate at max_seq_length (sentence-transformers cuts the end): recorded."""
+    st = tiny_sentence_transformer(tmp_path)
+    st.max_seq_length = 16
+    enc = SentenceTransformerEncoder(st, "tiny-st", progress=False)
+    with caplog.at_level("INFO", logger="sentscale.embed"):
+        enc.encode(["short", "x" * 40, "y" * 15, "z" * 30])
+    assert enc.metadata["max_seq_length"] == 16 and enc.metadata["truncated_sentences"] == 2
+    assert "tiny-st truncates 2 of 4 sentences to its max_seq_length of 16 tokens" in caplog.text
+
+
 def test_bad_settings_raise_config_error():
     model, tokenizer = build("opt")
     with pytest.raises(ConfigError, match="dtype"):
@@ -251,8 +316,8 @@ def test_bad_settings_raise_config_error():
         Embedder(model, tokenizer, batch_size=0)
 
 
-def test_sentence_transformer_encoder(tmp_path):
-    """The baseline wrapper on a tiny BERT saved locally (no download)."""
+def tiny_sentence_transformer(path):
+    """A sentence-transformers model over a tiny BERT saved locally (no download)."""
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer import modules as st_modules
     from transformers import BertConfig, BertModel
@@ -260,12 +325,16 @@ def test_sentence_transformer_encoder(tmp_path):
     torch.manual_seed(0)
     tokenizer = char_tokenizer(add_bos=True)
     bert = BertModel(BertConfig(**SMALL, intermediate_size=128, pad_token_id=PAD))
-    bert.save_pretrained(tmp_path)
-    tokenizer.save_pretrained(tmp_path)
-    transformer = st_modules.Transformer(str(tmp_path))
+    bert.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    transformer = st_modules.Transformer(str(path))
     pooling = st_modules.Pooling(transformer.get_embedding_dimension())
-    st = SentenceTransformer(modules=[transformer, pooling], device="cpu")
-    enc = SentenceTransformerEncoder(st, "tiny-st", progress=False)
+    return SentenceTransformer(modules=[transformer, pooling], device="cpu")
+
+
+def test_sentence_transformer_encoder(tmp_path):
+    """The baseline wrapper on a tiny BERT saved locally (no download)."""
+    enc = SentenceTransformerEncoder(tiny_sentence_transformer(tmp_path), "tiny-st", progress=False)
     emb = enc.encode(["a b", "c"])
     assert emb.dtype == np.float32 and emb.shape == (2, 64)
     assert enc.encode([]).shape == (0, 64)

@@ -23,7 +23,20 @@ PACKAGE = "sentscale"
 #: longer entry places a submodule elsewhere).
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     # plumbing with no sentscale dependencies beyond errors
-    ("base", ("sentscale", "errors", "io", "logs", "runtime", "options")),
+    # (tracking_uri: a tracking URI refused when it carries credentials, shown without secrets)
+    (
+        "base",
+        (
+            "sentscale",
+            "errors",
+            "io",
+            "logs",
+            "runtime",
+            "options",
+            "tracking_uri",
+            "config_schema",
+        ),
+    ),
     # data, prompts, the model registry and what hangs off it directly
     # (context: what every job gets - the registry, threads, logging, provenance)
     (
@@ -32,6 +45,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "loaders",
             "data",
             "prompts",
+            "integrity",  # a model folder's recorded files (sizes, sha256s) and their checks
             "models",
             "adapters",
             "planning",
@@ -42,8 +56,12 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         ),
     ),
     ("embed", ("embed",)),
-    # pipeline stages: scoring, demonstration choice, fine-tuning, the MLflow store
-    ("stages", ("sts", "transfer", "evaluation", "demos", "finetune", "mlflow_store")),
+    # pipeline stages: scoring, demonstration choice, fine-tuning, the MLflow store (and its
+    # sqlite file, created atomically: sqlite_store, below mlflow_store)
+    (
+        "stages",
+        ("sts", "transfer", "evaluation", "demos", "finetune", "sqlite_store", "mlflow_store"),
+    ),
     # workflow jobs and reports (cells, tracking, tables, figures), the study config the workflow
     # reads, and the demos facade with its reports (demos.summary draws with plots)
     (

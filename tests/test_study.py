@@ -6,6 +6,7 @@ import copy
 
 import pytest
 import yaml
+from conftest import REPO_ROOT
 
 from sentscale.errors import ConfigError
 from sentscale.models import Registry
@@ -113,3 +114,109 @@ def test_cpu_resources_have_no_gpu_and_grow_on_retry():
     assert first["mem_mb"] > 0.63 * 4 * 1024  # fp32 weights of 630M params
     assert abs(second["mem_mb"] - 2 * first["mem_mb"]) <= 1
     assert second["runtime"] == 2 * first["runtime"]
+
+
+# --- the name `none` (issue 16, item 3) ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spec", "holds"),
+    [
+        ({"sentence": "A man is smoking.", "word": "Smoking"}, "a fixed demonstration"),
+        ({"select": {"candidates": {"dictionary": True}}}, "a selection"),
+    ],
+)
+def test_a_demo_named_none_must_be_the_zero_shot_choice(config, spec, holds):
+    """`none` is the demo label of every zero-shot cell (avg, baselines): a choice of that name
+    holding a demonstration would be prepended to `avg` and still read `none` in the tables."""
+    bad = copy.deepcopy(config)
+    bad["demos"]["none"] = spec
+    with pytest.raises(ConfigError) as err:
+        Study.from_config(bad)
+    message = str(err.value)
+    assert "demos.none: the name 'none' is reserved for no demonstration (none: {}); " in message
+    assert f"it holds {holds}" in message and "give it another name" in message
+    assert "demos.smoking" not in message  # only the offending choice
+    fine = Study.from_config(dict(config, demos={"none": {}, "smoking": bad["demos"]["smoking"]}))
+    assert fine.demos["none"].kind == "none"
+
+
+# --- unknown keys at any depth (issue 16, items 10 and 11) ------------------------------------
+
+SCHEMA_FILE = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
+
+#: (where the key goes, misspelt key, the close match the message suggests)
+MISSPELLINGS = [
+    ((), "modles", "models"),
+    (("resources",), "gpu_mem_gbb", "gpu_mem_gb"),
+    (("embed",), "batchsize", "batch_size"),
+    (("evaluate",), "max_item", "max_items"),
+    (("aggregate",), "bootstrap_resample", "bootstrap_resamples"),
+    (("tracking",), "enabeld", "enabled"),
+    (("sources", "senteval"), "ulr", "url"),
+    (("prompts", "eol"), "templte", "template"),
+    (("demos", "smoking"), "sentense", "sentence"),
+    (("demos", "selected", "select"), "dev_max_item", "dev_max_items"),
+    (("demos", "selected", "select", "candidates"), "self_labeled", "self_labelled"),
+    (("demos", "selected", "select", "candidates", "self_labelled"), "labeler", "labeller"),
+    (("finetune",), "lora_rr", "lora_r"),
+    (("finetune", "models", "smollm2-135m"), "learning_rte", "learning_rate"),
+    (("registry", "smollm2-135m"), "parms", "params"),
+    (("registry", "smollm2-135m", "source"), "revison", "revision"),
+]
+
+
+@pytest.mark.parametrize(
+    ("where", "key", "close"), MISSPELLINGS, ids=[".".join((*w, k)) for w, k, _ in MISSPELLINGS]
+)
+def test_a_misspelt_key_at_any_depth_is_refused_naming_it_and_its_close_match(
+    config, where, key, close
+):
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    bad = copy.deepcopy(config)
+    bad["finetune"] = {"models": {"smollm2-135m": {}}}
+    bad["registry"] = {"smollm2-135m": {"source": {"hub": "HuggingFaceTB/SmolLM2-135M"}}}
+    block = bad
+    for part in where:
+        block = block.setdefault(part, {})
+    block[key] = block.pop(close, 1)
+    with pytest.raises(WorkflowError):  # the schema refuses it (Snakemake's validate)
+        validate(copy.deepcopy(bad), str(SCHEMA_FILE))
+    from sentscale.config_schema import schema_problems
+
+    inside = ".".join(where) or "the config"
+    assert schema_problems(bad, yaml.safe_load(SCHEMA_FILE.read_text())) == [
+        f"unknown key {key!r} in {inside} (did you mean {close!r}?)"
+    ]
+
+
+def test_schema_failures_name_the_key_the_value_and_the_expectation(config):
+    from sentscale.config_schema import schema_problems
+
+    schema = yaml.safe_load(SCHEMA_FILE.read_text())
+    bad = copy.deepcopy(config)
+    bad["embed"]["batch_size"] = 0
+    bad["evaluate"]["transfer_mode"] = "slow"
+    bad["tasks"] = []
+    del bad["prompts"]
+    assert schema_problems(bad, schema) == [
+        "missing key 'prompts' in the config",
+        "tasks: got []; expected a list of strings (at least 1 item, unique)",
+        "embed.batch_size: got 0; expected an integer >= 1",
+        "evaluate.transfer_mode: got 'slow'; expected one of 'fast', 'paper'",
+    ]
+    assert schema_problems(config, schema) == []
+
+
+def test_the_registry_schema_knows_every_spec_field():
+    """The config schema lists the registry's spec and source fields (sentscale.models checks
+    their values); the two lists must not drift apart."""
+    from sentscale import models
+
+    entry = yaml.safe_load(SCHEMA_FILE.read_text())["properties"]["registry"][
+        "additionalProperties"
+    ]
+    assert set(entry["properties"]) == models._SPEC_KEYS - {"name"}
+    assert set(entry["properties"]["source"]["properties"]) == models._SOURCE_KEYS

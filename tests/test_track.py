@@ -354,6 +354,18 @@ def test_changed_settings_start_new_runs_and_changed_params_are_flagged(tmp_path
     assert new["run_id"] not in {r["run_id"] for r in records}
 
 
+def track_first_cell(results: Path, files: dict, out_json: Path) -> dict:
+    """The tracking job of the first cell, against the sweep of ``results``."""
+    return track.track_cell_job(
+        sweep_json=results / "tracking" / "parent.json",
+        cell=dict(zip(("model", "prompt", "demo"), CELLS[0], strict=True)),
+        settings={},
+        score_files=files["score_files"],
+        embed_meta=files["embed_meta"],
+        out_json=out_json,
+    )
+
+
 def test_a_lost_sweep_run_is_reported_with_the_fix(tmp_path, monkeypatch):
     """parent.json names a run the store does not hold (the database was deleted or
     replaced): the tracking job says how to rebuild the view instead of logging orphans."""
@@ -363,21 +375,16 @@ def test_a_lost_sweep_run_is_reported_with_the_fix(tmp_path, monkeypatch):
     io.write_json(results / "tracking" / "parent.json", {**sweep, "run_id": "0" * 32})
     files = write_cell(tmp_path, CELLS[0], 0)
     with pytest.raises(track.TrackingError, match="forcerun mlflow_parent"):
-        track.track_cell_job(
-            sweep_json=results / "tracking" / "parent.json",
-            cell=dict(zip(("model", "prompt", "demo"), CELLS[0], strict=True)),
-            settings={},
-            score_files=files["score_files"],
-            embed_meta=files["embed_meta"],
-            out_json=tmp_path / "x.json",
-        )
+        track_first_cell(results, files, tmp_path / "x.json")
 
 
 # One tracking job per process, as Snakemake runs them: each waits until all have imported
-# MLflow, then they log at the same moment.
+# MLflow (its sqlite store too: a test holding a lock takes it once the job is about to open
+# the store), then they log at the same moment.
 WORKER = """
 import json, sys, time
 from pathlib import Path
+import mlflow.store.tracking.sqlalchemy_store
 from sentscale import track
 args = json.loads(sys.argv[1])
 go = Path(args.pop("go"))
@@ -509,3 +516,404 @@ def test_the_test_study_is_tracked_and_a_rerun_adds_no_runs(local_test_study, te
     _, again = all_runs(sweep["tracking_uri"], sweep["experiment_id"])
     assert sorted(r.info.run_id for r in again) == sorted(r.info.run_id for r in runs)
     assert io.read_json(results / "tracking" / "parent.json") == sweep
+
+
+# ------------------------------------------------- a store that survives interruption (issue 16)
+
+# The sweep rule's job in a process of its own, as Snakemake runs it, stopped mid-migration: a
+# listener (in that process only) pauses at the ``after``-th schema statement once alembic has
+# started, and the test sends the signal a Ctrl-C or `kill -9` would.
+INTERRUPTED_SWEEP = """
+import json, sys, time
+from pathlib import Path
+import sqlalchemy
+from sqlalchemy import event
+from sentscale import track
+ready, after, results = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+SETTINGS = json.loads(sys.argv[4])
+seen = {"alembic": False, "n": 0}
+
+@event.listens_for(sqlalchemy.engine.Engine, "after_cursor_execute")
+def pause(conn, cursor, statement, *args):
+    seen["alembic"] = seen["alembic"] or "alembic_version" in statement
+    verb = statement.lstrip()[:6].upper()
+    if seen["alembic"] and verb in ("CREATE", "ALTER ", "INSERT", "UPDATE", "DROP T"):
+        seen["n"] += 1
+        if seen["n"] == after:
+            ready.write_text(statement[:80])
+            time.sleep(600)
+
+track.mlflow_parent_job(
+    study="ci", settings=SETTINGS, out_json=results + "/tracking/parent.json", results_dir=results
+)
+"""
+SWEEP_SETTINGS = {"tasks": list(TASKS), "embed": {"dtype": "float32"}}  # as in track_study
+SWEEP = f"""
+import sys
+from sentscale import track
+results = sys.argv[1]
+track.mlflow_parent_job(
+    study="ci", settings={SWEEP_SETTINGS!r}, out_json=results + "/tracking/parent.json",
+    results_dir=results,
+)
+"""
+
+
+def subprocess_env() -> dict[str, str]:
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return env
+
+
+@pytest.mark.parametrize(
+    ("sig", "after"),
+    [(signal.SIGINT, 5), (signal.SIGKILL, 40), (signal.SIGKILL, 300)],
+    ids=["ctrl-c-early", "kill-9-mid", "kill-9-late"],
+)
+def test_an_interrupted_store_creation_is_rebuilt_on_rerun(tmp_path, monkeypatch, sig, after):
+    """Ctrl-C or kill -9 while the sweep rule creates results/mlflow.db: the rerun (what
+    Snakemake does next, since parent.json is missing) creates a whole store and every cell logs."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    results = tmp_path / "results"
+    ready = tmp_path / "paused"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", INTERRUPTED_SWEEP, str(ready), str(after), str(results)]
+        + [json.dumps(SWEEP_SETTINGS)],
+        env=subprocess_env(),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 300
+    while not ready.exists():
+        assert proc.poll() is None, proc.stderr.read()[-3000:]
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    proc.send_signal(sig)
+    proc.communicate(timeout=60)
+    assert proc.returncode != 0 and not (results / "tracking" / "parent.json").exists()
+    rerun = subprocess.run(
+        [sys.executable, "-c", SWEEP, str(results)],
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    sweep, records = track_study(tmp_path, None, results_dir=results)
+    check_study(sweep["tracking_uri"], sweep, records)
+    assert not [p.name for p in results.iterdir() if p.name.startswith(".mlflow.db")]
+
+
+# The sweep rule's job with a disk that fills up: files may not grow past the limit (the write
+# fails with EFBIG, which sqlite reports as an I/O error, as it does ENOSPC).
+FULL_DISK_SWEEP = """
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (300_000, 300_000))
+from sentscale import track
+results = sys.argv[1]
+track.mlflow_parent_job(
+    study="ci", settings={}, out_json=results + "/tracking/parent.json", results_dir=results
+)
+"""
+
+
+def test_a_full_disk_during_store_creation_leaves_no_half_made_store(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    results = tmp_path / "results"
+    full = subprocess.run(
+        [sys.executable, "-c", FULL_DISK_SWEEP, str(results)],
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert full.returncode != 0
+    assert (
+        full.stderr.strip()
+        .splitlines()[-1]
+        .startswith(
+            f"sentscale.tracking_uri.TrackingError: could not create the MLflow store "
+            f"{results / 'mlflow.db'} ((sqlite3.OperationalError) disk I/O error); expected a "
+            "writable folder with free space"
+        )
+    )
+    assert not (results / "mlflow.db").exists()
+    assert not [p.name for p in results.iterdir() if p.name.startswith(".mlflow.db")]
+    sweep, records = track_study(tmp_path, None, results_dir=results)  # space again
+    check_study(sweep["tracking_uri"], sweep, records)
+
+
+def half_created_store(path: Path, state: str) -> None:
+    """What an interrupted creation leaves at ``path``: MLflow's initial tables alone, or them
+    plus the first half of its alembic migrations; or an empty file, or one that is no
+    database at all (a disk that filled up, a copy cut short)."""
+    import sqlalchemy
+    from alembic import command
+    from alembic.script import ScriptDirectory
+    from mlflow.store.db import utils
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if state == "empty":
+        path.write_bytes(b"")
+        return
+    if state == "garbage":
+        path.write_bytes(b"SQLite format 2\x00" + b"\x17" * 4096)
+        return
+    engine = sqlalchemy.create_engine(f"sqlite:///{path}")
+    utils.InitialBase.metadata.create_all(engine)
+    if state == "half-migrated":
+        config = utils._get_alembic_config(str(engine.url))
+        chain = [r.revision for r in ScriptDirectory.from_config(config).walk_revisions()]
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, chain[len(chain) // 2])
+    engine.dispose()
+
+
+@pytest.mark.parametrize("state", ["initial-tables", "half-migrated", "empty", "garbage"])
+def test_a_half_created_store_is_rebuilt_by_the_sweep_rule(tmp_path, monkeypatch, caplog, state):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    caplog.set_level("INFO", logger="sentscale.track")
+    results = tmp_path / "results"
+    db = results / "mlflow.db"
+    half_created_store(db, state)
+    original = db.read_bytes()
+    sweep, records = track_study(tmp_path, None, results_dir=results)
+    check_study(sweep["tracking_uri"], sweep, records)
+    if state == "garbage":  # unreadable: kept aside, never deleted
+        (aside,) = results.glob("mlflow.db.broken-*")
+        assert aside.read_bytes() == original
+        assert f"moved it aside to {aside.name}" in caplog.text
+    else:
+        assert f"MLflow store {db} is half-created" in caplog.text
+        assert "holds no runs: rebuilding it" in caplog.text
+
+
+def test_a_broken_store_is_named_by_the_cell_jobs_and_rebuilt_by_the_sweep_rule(
+    tmp_path, monkeypatch
+):
+    """The store breaks after a finished study: a tracking job names the fix instead of letting
+    MLflow create tables under the other jobs; the documented fix (`--forcerun mlflow_parent`:
+    the sweep rule, then every track_cell again) rebuilds the view from the score files."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    results = tmp_path / "results"
+    first, _ = track_study(tmp_path, None, results_dir=results)
+    db = results / "mlflow.db"
+    db.unlink()
+    half_created_store(db, "initial-tables")
+    files = write_cell(tmp_path, CELLS[0], 0)
+    with pytest.raises(track.TrackingError) as err:
+        track_first_cell(results, files, tmp_path / "x.json")
+    assert str(err.value).startswith(f"the MLflow store {db} is not usable: it has no schema")
+    assert "snakemake --forcerun mlflow_parent" in str(err.value)
+    sweep, records = track_study(tmp_path, None, results_dir=results)
+    assert sweep["run_id"] != first["run_id"]
+    check_study(sweep["tracking_uri"], sweep, records)
+
+
+def test_a_store_with_runs_at_another_schema_is_refused_not_rebuilt(tmp_path, monkeypatch):
+    import contextlib
+    import sqlite3
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    results = tmp_path / "results"
+    track_study(tmp_path, None, results_dir=results)
+    db = results / "mlflow.db"
+    with contextlib.closing(sqlite3.connect(db)) as con, con:
+        con.execute("UPDATE alembic_version SET version_num = '0a8213491aaa'")  # MLflow 1.x
+    before = db.read_bytes()
+    with pytest.raises(track.TrackingError) as err:
+        track_study(tmp_path, None, results_dir=results)
+    message = str(err.value)
+    assert message.startswith(f"the MLflow store {db} holds {1 + len(CELLS)} runs but its schema")
+    assert f"mlflow db upgrade sqlite:///{db}" in message and "--forcerun mlflow_parent" in message
+    assert db.read_bytes() == before
+
+
+# ------------------------------------------------------------ a locked store (issue 16, item 6)
+
+
+def run_cell_under_lock(root: Path, hold_s: float | None, env: dict[str, str]):
+    """Log CELLS[0] in a fresh process while this one holds ``BEGIN EXCLUSIVE`` on the store
+    (another process mid-write: even reads wait), released after ``hold_s`` (None: held until
+    the job ends). Returns (exit status, stdout, stderr, seconds the job took, sweep)."""
+    import sqlite3
+    import threading
+
+    results = root / "results"
+    sweep = track.mlflow_parent_job(
+        study="ci", settings={}, out_json=results / "tracking" / "parent.json", results_dir=results
+    )
+    files = write_cell(root, CELLS[0], 0)
+    args = {
+        "go": str(root / "go"),
+        "ready": str(root / "ready"),
+        "sweep_json": str(results / "tracking" / "parent.json"),
+        "cell": dict(zip(("model", "prompt", "demo"), CELLS[0], strict=True)),
+        "settings": {},
+        "score_files": [str(f) for f in files["score_files"]],
+        "embed_meta": str(files["embed_meta"]),
+        "out_json": str(root / "cell.json"),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WORKER, json.dumps(args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    while not (root / "ready").exists():
+        assert proc.poll() is None, proc.stderr.read()[-3000:]
+        time.sleep(0.05)
+    holder = sqlite3.connect(results / "mlflow.db", isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN EXCLUSIVE")
+    release = threading.Timer(hold_s or 1e6, lambda: holder.execute("ROLLBACK"))
+    release.start()
+    start = time.monotonic()
+    (root / "go").touch()
+    try:
+        out, err = proc.communicate(timeout=600)
+    finally:
+        release.cancel()
+        release.join()
+        holder.close()
+    return proc.returncode, out, err, time.monotonic() - start, sweep
+
+
+def test_a_cell_waits_for_a_locked_store_from_opening_it_on(tmp_path, monkeypatch):
+    """Another process holds a write lock for 15 s from the moment the job opens the store
+    (MLflow's own retries give up after ~10 s): the job waits, then logs its cell."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    status, out, err, took, sweep = run_cell_under_lock(tmp_path, 15.0, subprocess_env())
+    assert status == 0, err[-3000:]
+    assert took >= 15.0 and "store busy (database is locked); retrying" in err
+    run_id = out.strip().splitlines()[-1]
+    client, runs = all_runs(sweep["tracking_uri"], sweep["experiment_id"])
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED" and run.data.tags[track.ROLE_TAG] == "cell"
+    assert "STSBenchmark.spearman" in run.data.metrics and len(runs) == 2
+
+
+def test_a_store_locked_for_too_long_gives_one_clear_error(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    env = dict(subprocess_env(), SENTSCALE_TRACKING_LOCK_WAIT_S="3")
+    status, _, err, took, _ = run_cell_under_lock(tmp_path, None, env)
+    assert status != 0 and took < 60
+    last = err.strip().splitlines()[-1]
+    db = tmp_path / "results" / "mlflow.db"
+    assert last.startswith(
+        f"sentscale.tracking_uri.TrackingError: cell smollm2-135m · eol · none: the sqlite store "
+        f"{db} stayed locked for 3 s (database is locked): another process holds a write "
+        "transaction on it"
+    )
+    assert f"fuser {db}" in last and "SENTSCALE_TRACKING_LOCK_WAIT_S" in last
+
+
+# --------------------------------------------------------- credentials in URIs (issue 16, item 7)
+
+# (uri, the secret's pieces): however the password is spelt, the URI is refused and no piece
+# of it is shown. urlsplit finds no username in the first three (it ends the host at the
+# first '/', '#' or '?') nor in those without '//'.
+CREDENTIAL_URIS = [
+    ("http://alice:s3cr/Zq9x@127.0.0.1:5999", ["s3cr", "Zq9x"]),
+    ("http://alice:s3cr#Zq9x@127.0.0.1:5999", ["s3cr", "Zq9x"]),
+    ("http://alice:s3cr?Zq9x@127.0.0.1:5999", ["s3cr", "Zq9x"]),
+    ("http://alice:s3cr@Zq9x@127.0.0.1:5999", ["s3cr", "Zq9x"]),
+    ("http://alice:s3cr%2FZq9x@127.0.0.1:5999", ["s3cr", "Zq9x"]),
+    ("http://alice%3As3crZq9x@127.0.0.1:5999", ["s3cr", "Zq9x"]),
+    ("http://s3crZq9xTOKEN@127.0.0.1:5999", ["s3cr", "Zq9x"]),
+    ("http://alice:s3crZq9x%40127.0.0.1:5999", ["s3cr", "Zq9x"]),
+    ("HTTPS://alice:s3crZq9x@mlflow.example.org", ["s3cr", "Zq9x"]),
+    (" http://alice:s3cr\tZq9x@127.0.0.1:5999", ["s3cr", "Zq9x"]),
+    ("http:alice:s3crZq9x@127.0.0.1:5999", ["s3cr", "Zq9x"]),
+    ("http:\\\\alice:s3crZq9x@127.0.0.1:5999", ["s3cr", "Zq9x"]),
+    ("alice:s3crZq9x@127.0.0.1:5999", ["s3cr", "Zq9x"]),
+    ("http://[::1]:5999/?x=1#alice:s3crZq9x@", ["s3cr", "Zq9x"]),
+    ("http://127.0.0.1:5999/?token=s3cr@Zq9x", ["s3cr", "Zq9x"]),
+    ("http://127.0.0.1:5999/api?api_key=s3crZq9x", ["s3cr", "Zq9x"]),
+    ("postgresql://alice:s3cr/Zq9x@db:5432/mlflow", ["s3cr", "Zq9x"]),
+    ("postgresql://db:5432/mlflow?user=alice&password=s3crZq9x", ["s3cr", "Zq9x"]),
+    ("file://alice:s3crZq9x@host/mlruns", ["s3cr", "Zq9x"]),
+    ("sqlite://alice:s3crZq9x@/mlflow.db", ["s3cr", "Zq9x"]),
+]
+CLEAN_URIS = [
+    None,
+    "",
+    "http://127.0.0.1:5000",
+    "https://mlflow.example.org/",
+    "http://[::1]:5000/api%40v2",
+    "sqlite:////home/u@corp/results/mlflow.db",  # '@' in a local path: no userinfo there
+    "sqlite:///workspace@2/results/mlflow.db",
+    "sqlite:////tmp/mlflow.db?timeout=30",
+    "file:///tmp/a@b/mlruns",
+    "/home/u@corp/mlruns",
+    "databricks",
+    "databricks://profile",
+]
+
+
+@pytest.mark.parametrize(("uri", "pieces"), CREDENTIAL_URIS)
+def test_credentials_are_refused_however_the_uri_is_spelt(uri, pieces, tmp_path, caplog):
+    with pytest.raises(track.TrackingError) as err:
+        track.check_uri(uri)
+    message = str(err.value)
+    assert message.startswith("tracking URI ") and "MLFLOW_TRACKING_PASSWORD" in message
+    assert not any(piece in message for piece in pieces), message
+    with pytest.raises(track.TrackingError):  # the job refuses it too, before writing anything
+        track.mlflow_parent_job(study="ci", settings={}, uri=uri, out_json=tmp_path / "p.json")
+    assert not (tmp_path / "p.json").exists()
+    assert not any(piece in caplog.text for piece in pieces)
+
+
+def test_the_tricky_uri_of_the_report_names_its_host_only():
+    with pytest.raises(track.TrackingError) as err:
+        track.check_uri("http://alice:s3cr/et@127.0.0.1:5999")
+    assert str(err.value).startswith(
+        "tracking URI http://***@127.0.0.1:5999 carries credentials; expected a URI without "
+        "'user:password@'"
+    )
+
+
+@pytest.mark.parametrize("uri", CLEAN_URIS)
+def test_uris_without_credentials_pass(uri):
+    track.check_uri(uri)
+
+
+def test_uris_are_shown_without_query_values():
+    from sentscale.tracking_uri import shown_uri
+
+    assert (
+        shown_uri("sqlite:////tmp/mlflow.db?timeout=30") == "sqlite:////tmp/mlflow.db?timeout=***"
+    )
+    assert shown_uri("http://alice:pw@host:5000/x") == "http://***@host:5000"
+    assert shown_uri("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
+
+
+@pytest.mark.parametrize("where", ["config", "environment"])
+def test_the_workflow_refuses_a_credential_uri_without_showing_it(tmp_path, monkeypatch, where):
+    """A real `snakemake -n`: the tricky URI (an unencoded '/' in the password) stops the
+    workflow while it is read, and the secret is in no output and no file Snakemake wrote."""
+    from conftest import TEST_STUDY_CONFIG, run_snakemake
+
+    uri = "http://alice:s3cr/Zq9x@127.0.0.1:5999"
+    configfile = TEST_STUDY_CONFIG
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    if where == "config":
+        import yaml
+
+        config = yaml.safe_load(TEST_STUDY_CONFIG.read_text())
+        config["tracking"] = {"uri": uri}
+        configfile = tmp_path / "config.yaml"
+        configfile.write_text(yaml.safe_dump(config))
+    else:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    proc = run_snakemake(workdir, "--dry-run", configfile=configfile, timeout=600)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0, output[-3000:]
+    assert "tracking URI http://***@127.0.0.1:5999 carries credentials" in output
+    assert "s3cr" not in output and "Zq9x" not in output
+    written = [p for p in workdir.rglob("*") if p.is_file()]
+    assert not any(b"Zq9x" in p.read_bytes() for p in written)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -257,3 +259,47 @@ def test_a_model_registered_in_the_config_runs_through_the_whole_dag(
     marker = json.loads((models / "my-llm-7b" / "sentscale-provenance.json").read_text())
     assert marker["source"] == {"local": str(models_dir / "smollm2-135m")}
     assert (workdir / "results/plots/scaling_sts.png").stat().st_size > 0
+
+
+def test_a_misspelt_top_level_key_is_named_in_a_few_lines(tmp_path):
+    """`modles:` for `models:` used to print "'models' is a required property" and a 720-line
+    schema dump: one short message names the unknown key and its close match instead."""
+    bad = _variant_config(tmp_path, lambda cfg: cfg.update(modles=cfg.pop("models")))
+    proc = run_snakemake(tmp_path, "--dry-run", configfile=bad)
+    assert proc.returncode != 0
+    said = proc.stdout + proc.stderr
+    assert "unknown key 'modles' in the config (did you mean 'models'?)" in said
+    assert "required property" not in said and "properties" not in said
+    assert len(said.strip().splitlines()) < 20, said
+
+
+def test_running_from_another_directory_keeps_the_profile_and_asks_for_a_config(
+    tmp_path, monkeypatch
+):
+    """`snakemake -s <repo>/workflow/Snakefile` from elsewhere: Snakemake's own lookup finds
+    the workflow profile next to the Snakefile (workflow/profiles/default), and without
+    --configfile the run stops with one line saying what to do (the working directory holds
+    the study: its results/ and the config's relative paths), never a guessed config."""
+    cmd = [sys.executable, "-m", "snakemake", "-n", "-s", str(REPO_ROOT / "workflow/Snakefile")]
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert proc.returncode != 0
+    log = proc.stdout + proc.stderr
+    profile = REPO_ROOT / "workflow" / "profiles" / "default"
+    assert f"workflow specific profile {profile} " in log
+    assert profile.resolve() == (REPO_ROOT / "profiles" / "default").resolve()
+    from snakemake.cli import parse_args
+
+    monkeypatch.chdir(tmp_path)
+    _, args = parse_args(cmd[3:])
+    assert args.keep_going and args.rerun_incomplete and args.printshellcmds
+    said = [line for line in log.splitlines() if "config/config.yaml" in line]
+    assert len(said) == 1 and f"cd {REPO_ROOT}" in said[0] and "--configfile" in said[0]
+    assert not (tmp_path / "results").exists()
+    proc = subprocess.run(
+        [*cmd, "--configfile", str(TEST_STUDY_CONFIG)],
+        cwd=tmp_path, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-4000:]
+    assert f"workflow specific profile {profile} " in log
+    assert "fetch_senteval" in log  # the study lives here: data_dir is relative to it

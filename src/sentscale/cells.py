@@ -21,6 +21,10 @@ from .context import JobContext
 from .errors import DataError
 from .options import SENTEVAL_SEED, EmbedOptions, EvaluateOptions
 
+#: Encoder metadata on prompt lengths kept in the embed metadata (causal LMs: the model's
+#: positions and the longest prompt; sentence-transformers: max_seq_length, truncations).
+LENGTH_KEYS = ("max_positions", "longest_prompt_tokens", "max_seq_length", "truncated_sentences")
+
 
 def cell_sentences(
     tasks: Sequence[str],
@@ -107,6 +111,9 @@ def embed_job(
         "data_fingerprints": {t: data.task_fingerprint(t, data_dir) for t in cell["tasks"]},
         "n_sentences": len(sentences),
         "dim": int(embeddings.shape[1]),
+        # prompt lengths against the model's limit (longer prompts are refused, sentence
+        # encoders truncate: sentscale.embed)
+        "lengths": {k: encoder.metadata[k] for k in LENGTH_KEYS if k in encoder.metadata},
         "timings": {
             "load_s": round(load_s, 3),
             "encode_s": round(encode_s, 3),

@@ -45,7 +45,9 @@ def cmd_provision(args: argparse.Namespace) -> int:
 
     registry = Registry.load()
     for name in args.models:
-        path = provision.provision(registry[name], args.models_dir, force=args.force)
+        path = provision.provision(
+            registry[name], args.models_dir, force=args.force, verify=args.verify
+        )
         print(f"{name}: {path}")
     return 0
 
@@ -113,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("provision", help="fetch and convert models for offline use")
     p.add_argument("models", nargs="+")
     p.add_argument("--force", action="store_true", help="redo even if already provisioned")
+    p.add_argument(
+        "--verify", action="store_true", help="check every file's sha256, not only its size"
+    )
     _add_common(p)
     p.set_defaults(func=cmd_provision)
 

@@ -10,6 +10,8 @@ encoder sees and the items that are scored match SentEval's exactly:
 * files are decoded with SentEval's encodings (latin-1 for MR/CR/SUBJ/MPQA/TREC, utf-8 otherwise)
   and split into lines as SentEval does (``read().splitlines()`` for STS12-16 and the binary
   tasks, universal-newline iteration for the rest, so SICK's CRLF leaves no ``\\r``);
+* a UTF-8 byte-order mark at the start of a file is refused, except in MRPC's files, which
+  are published with one (docs/data.md, "Encodings and byte-order marks");
 * STS12-16 pairs whose gold-score line is empty are unscored and dropped.
 
 Items keep file order. SentEval sorts items by length before encoding only to reduce padding;
@@ -27,12 +29,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from sentscale.errors import DataError
 from sentscale.loaders import (
+    BOM,
     TREC_CLASSES,
     LabelledPairs,
     LabelledSentences,
@@ -46,6 +50,7 @@ from sentscale.loaders import (
     _load_sts_subset,
     _load_stsb,
     _load_trec,
+    bom_problem,
     subsample,
     take_rows,
 )
@@ -185,7 +190,14 @@ def required_files(task: str) -> tuple[str, ...]:
 
 
 def check_data_dir(data_dir: str | os.PathLike, tasks: Iterable[str] | str) -> None:
-    """Raise one DataError listing every problem (unknown tasks, missing files) before loading."""
+    """Raise one DataError listing every problem before anything is loaded: unknown tasks; a
+    data folder that is missing, not a folder or cannot be entered; each file a task reads
+    that is missing, not a file, unreadable, or starts with a BOM its format refuses.
+
+    Files are opened for real (first 3 bytes), not checked with ``os.access``: root passes
+    every access check, and a folder that only lacks read permission (``chmod 711``, usual
+    for shared data) is still fine to read files from.
+    """
     data_dir = Path(data_dir)
     tasks = (tasks,) if isinstance(tasks, str) else tuple(tasks)
     problems = [
@@ -194,31 +206,103 @@ def check_data_dir(data_dir: str | os.PathLike, tasks: Iterable[str] | str) -> N
         if t not in _SPECS
     ]
     known = [t for t in dict.fromkeys(tasks) if t in _SPECS]
-    if not data_dir.is_dir():
-        problems.append(
-            f"data folder {data_dir} does not exist (expected SentEval's data folder, "
-            "the one holding downstream/<TASK>/)"
-        )
-    elif not (data_dir / _D).is_dir():
-        problems.append(
-            f"data folder {data_dir} has no downstream/ folder (expected SentEval's data folder, "
-            "the one holding downstream/<TASK>/)"
-        )
+    expected = "expected SentEval's data folder, the one holding downstream/<TASK>/"
+    try:
+        mode = os.stat(data_dir).st_mode
+        what = None if stat.S_ISDIR(mode) else "is not a folder"
+        if stat.S_ISREG(mode):
+            what = "is a file, not a folder"
+    except (FileNotFoundError, NotADirectoryError):
+        what = "does not exist"
+    except OSError as exc:  # e.g. a folder above it cannot be entered
+        what = f"cannot be reached ({exc.strerror})"
+    if what:
+        problems.append(f"data folder {data_dir} {what} ({expected})")
+    elif _has_downstream(data_dir):
+        problems += _file_problems(data_dir, known)
     else:
-        missing: dict[str, list[str]] = {}
-        for task in known:
-            for rel in required_files(task):
-                if not (data_dir / rel).is_file():
-                    missing.setdefault(rel, []).append(task)
-        problems += [
-            f"missing file {data_dir / rel} (needed by {', '.join(users)})"
-            for rel, users in missing.items()
-        ]
+        problems.append(f"data folder {data_dir} has no downstream/ folder ({expected})")
     if problems:
         raise DataError(
             f"SentEval data check failed ({len(problems)} problem(s)):\n  - "
             + "\n  - ".join(problems)
         )
+
+
+def _stat(path: Path) -> os.stat_result | None:
+    """``os.stat(path)``; None if it does not exist; PermissionError if a folder above it
+    cannot be entered (the caller names that folder)."""
+    try:
+        return os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def _has_downstream(data_dir: Path) -> bool:
+    try:
+        return _stat(data_dir / _D) is not None
+    except PermissionError:
+        return True  # data_dir cannot be entered: _file_problems names it
+
+
+def _file_problems(data_dir: Path, tasks: Iterable[str]) -> list[str]:
+    """One line per missing/unreadable/BOM file, one per folder that cannot be entered."""
+    users: dict[str, list[str]] = {}  # file -> tasks that read it
+    encoding: dict[str, str] = {}  # file -> the encoding its loader reads it with
+    for task in tasks:
+        for rel in required_files(task):
+            users.setdefault(rel, []).append(task)
+            encoding[rel] = _SPECS[task].load.encoding
+    blocked: dict[Path, list[str]] = {}  # folder that cannot be entered -> tasks under it
+    problems: list[str] = []
+    for rel, tasks_of in users.items():
+        needed = f"needed by {', '.join(tasks_of)}"
+        path, folder = data_dir / rel, data_dir
+        try:
+            for part in Path(rel).parts:  # walk down to find the folder that blocks, if any
+                result = _stat(folder / part)
+                if result is None:
+                    break
+                folder = folder / part
+        except PermissionError:
+            blocked.setdefault(folder, [])
+            blocked[folder] += [t for t in tasks_of if t not in blocked[folder]]
+            continue
+        if result is None:
+            problems.append(f"missing file {path} ({needed})")
+        elif stat.S_ISDIR(result.st_mode):
+            problems.append(f"{path} is a folder, expected a file ({needed})")
+        elif not stat.S_ISREG(result.st_mode):  # a FIFO would block the open below
+            problems.append(f"{path} is not a regular file ({needed})")
+        else:
+            try:
+                head = _head(path)
+            except PermissionError:
+                problems.append(
+                    f"cannot read {path} (permission denied; {needed}): "
+                    f"expected a file this user can read (chmod a+r {path})"
+                )
+                continue
+            except OSError as exc:
+                problems.append(f"cannot read {path} ({exc.strerror or exc}; {needed})")
+                continue
+            if head == BOM and encoding[rel] != "utf-8-sig":
+                problems.append(bom_problem(path, encoding[rel], f" ({needed})"))
+    problems += [
+        f"cannot enter folder {folder} (permission denied; needed by {', '.join(tasks_of)}): "
+        f"expected a folder this user can read and enter (chmod -R a+rX {folder})"
+        for folder, tasks_of in blocked.items()
+    ]
+    return problems
+
+
+def _head(path: Path) -> bytes:
+    # os.open, not open(): an unbuffered read of just the bytes that can hold a BOM.
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return os.read(fd, len(BOM))
+    finally:
+        os.close(fd)
 
 
 def load_task(task: str, data_dir: str | os.PathLike) -> TaskData:

@@ -23,6 +23,7 @@ the loaders' exact item counts (:data:`SPLIT_ITEMS`).
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 import shutil
@@ -304,3 +305,58 @@ def fetch_nli(
         if sha256 is None:
             log.write(f"sha256 {found['sha256']}: pin it with sources.nli.sha256 in the config\n")
     return record
+
+
+# ----------------------------------------------------------------------------- content identity
+# What the workflow's params record of the files a job reads (issue 16): a digest of their
+# content, never their path. Snakemake compares params between runs, so editing a file reruns
+# the jobs that read it, while moving data_dir or finetune.data (same bytes) reruns nothing.
+
+
+def content_digest(sha256s: dict[str, str]) -> str:
+    """One sha256 over {relative name: sha256 of the file} (names sorted)."""
+    return hashlib.sha256(json.dumps(sha256s, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def files_digest(rels: Iterable[str], data_dir: str | os.PathLike, *, fetched: bool) -> str | None:
+    """The :func:`content_digest` of the files ``rels`` (paths under ``data_dir``).
+
+    Files are hashed where they are (all of SentEval's 14 tasks: 19 MB, well under a second).
+    A folder the fetch will provide but has not yet (``fetched``, files missing): the
+    manifest's sha256s, which the fetch verifies, so the first run's params are the later
+    runs' params. A folder you provide that lacks a file (dry runs need no data): None.
+    """
+    root, rels = Path(data_dir), tuple(rels)
+    if all((root / rel).is_file() for rel in rels):
+        return content_digest({rel: _sha256(root / rel) for rel in rels})
+    if fetched:
+        pinned = manifest()
+        return content_digest({rel: pinned[rel][1] for rel in rels})
+    return None
+
+
+def task_digests(
+    tasks: Iterable[str], data_dir: str | os.PathLike, *, fetched: bool
+) -> dict[str, str | None]:
+    """{task: :func:`files_digest` of the files it reads}."""
+    return {
+        task: files_digest(data.required_files(task), data_dir, fetched=fetched)
+        for task in dict.fromkeys(tasks)
+    }
+
+
+def nli_digest(path: str | os.PathLike, *, fetched: bool, sha256: str | None) -> str | None:
+    """The NLI triplets' identity: the sha256 of a file you provide; for a fetched file, its
+    pin (``sources.nli.sha256``; None unpinned). A fetched file is then an input of the
+    fine-tune job (rules/finetune.smk) whose mtime Snakemake compares: its bytes are unknown
+    before the first fetch, so a digest of them would change params after it."""
+    if fetched:
+        return sha256
+    return _sha256(Path(path)) if os.path.isfile(path) else None
+
+
+def _sha256(path: Path) -> str:
+    try:
+        return fetch.sha256_file(path)
+    except OSError as err:
+        raise DataError(f"cannot read {path}: {err.strerror}") from None

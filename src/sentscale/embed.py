@@ -27,11 +27,21 @@ every later batch runs only the rest of each prompt on a copy of them. Causal at
 this the same computation done once (the prefix's states never depend on what follows); such
 batches are right-padded, with positions continuing after the prefix, and read each row's last
 real token. It saves ~15 % of the tokens zero-shot and ~half with one demonstration.
+
+A prompt longer than the model's positions (:func:`max_positions`) is refused before any
+forward pass, never truncated: cutting the end drops the last token, whose state *is* the
+embedding; cutting the start drops the template's opening and the demonstrations. The paper's
+code checks nothing (``evaluation.py`` of kongds/scaling_sentemb at 8567aa0 tokenizes with
+``truncation=max_length is not None`` and SentEval never passes ``max_length``): learned
+positions (OPT) crash, rotary ones (Llama, Qwen) silently run past their range.
+Sentence-transformers baselines truncate the end at their ``max_seq_length``, as in the paper;
+:class:`SentenceTransformerEncoder` counts and logs how many.
 """
 
 from __future__ import annotations
 
 import copy
+import logging
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -41,12 +51,16 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from sentscale.errors import ConfigError, EmbeddingError
+from sentscale.errors import ConfigError, EmbeddingError, ModelError
 from sentscale.models import ModelSpec
 from sentscale.prompts import Demo, PromptVariant, as_demos, build_prompt, get_variant
 from sentscale.prompts import prompt_metadata as _prompt_metadata
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+#: at or above: transformers' tokenizer.model_max_length for "no limit" (1e30)
+_NO_LIMIT = 10**18
+
+log = logging.getLogger(__name__)
 
 
 class Encoder(Protocol):
@@ -72,6 +86,24 @@ def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
     if dtype not in DTYPES:
         raise ConfigError(f"embed.dtype must be one of {list(DTYPES)}, got {dtype!r}")
     return DTYPES[dtype]
+
+
+def max_positions(config: Any, tokenizer: Any) -> tuple[int | None, str]:
+    """(limit, where it comes from): the smallest of config ``max_position_embeddings`` (OPT,
+    Llama, Qwen, Gemma, GPT-NeoX), ``n_positions`` (GPT-2) and the tokenizer's
+    ``model_max_length`` unless it is the "no limit" sentinel. ``(None, "")``: none known."""
+    config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    known = [
+        (value, where)
+        for obj, key, where in (
+            (config, "max_position_embeddings", "config.max_position_embeddings"),
+            (config, "n_positions", "config.n_positions"),
+            (tokenizer, "model_max_length", "tokenizer.model_max_length"),
+        )
+        for value in [getattr(obj, key, None)]
+        if type(value) is int and 0 < value < _NO_LIMIT
+    ]
+    return min(known) if known else (None, "")
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -123,6 +155,8 @@ class Embedder:
         self.body = model.base_model  # the transformer without the LM head
         self.name = name or getattr(model.config, "name_or_path", "") or type(model).__name__
         self.forward_rows = 0  # rows embedded so far (deduplication makes this < inputs)
+        self.max_positions, self.max_positions_source = max_positions(model.config, tokenizer)
+        self.longest_prompt_tokens: int | None = None  # over every prompt embedded so far
 
     @property
     def dtype(self) -> torch.dtype:
@@ -148,6 +182,8 @@ class Embedder:
             "max_tokens": self.max_tokens,
             "share_prefix": self.share_prefix,
             "add_bos": self._adds_bos(),
+            "max_positions": self.max_positions,
+            "longest_prompt_tokens": self.longest_prompt_tokens,
         }
 
     def prompt(self, sentence: str) -> str:
@@ -157,10 +193,21 @@ class Embedder:
         """One float32 row per sentence, in input order. Equal prompts are embedded once."""
         prompts = [self.prompt(s) for s in sentences]
         unique = list(dict.fromkeys(prompts))
-        sentence_of: dict[str, str] = {}  # a prompt's first sentence, for error messages
-        for p, s in zip(prompts, sentences, strict=True):
-            sentence_of.setdefault(p, s)
+        first: dict[str, int] = {}  # a prompt's first sentence index, for error messages
+        for i, p in enumerate(prompts):
+            first.setdefault(p, i)
         token_ids = self._tokenize(unique)
+        self._check_positions(
+            token_ids,
+            lambda j: (
+                f"sentence {first[unique[j]]} of {len(sentences)}: "
+                f"{_cut(sentences[first[unique[j]]])!r}"
+            ),
+        )
+        log.info(
+            "%s: longest prompt %s tokens (model maximum %s)",
+            self.name, self.longest_prompt_tokens, self.max_positions,
+        )  # fmt: skip
         # Longest first: the first batch is the largest, so an out-of-memory shows up at once.
         order = sorted(range(len(unique)), key=lambda i: -len(token_ids[i]))
         batches = self._batches([len(token_ids[i]) for i in order])
@@ -185,7 +232,7 @@ class Embedder:
                         f"model {self.name!r}: non-finite (NaN/inf) embedding in batch "
                         f"{batch_index} of {len(batches)} (dtype "
                         f"{str(self.dtype).removeprefix('torch.')}; expected finite values); "
-                        f"first offending sentence: {sentence_of[bad]!r}"
+                        f"first offending sentence: {sentences[first[bad]]!r}"
                     )
                 out[rows] = emb.float().cpu().numpy()
                 self.forward_rows += len(rows)
@@ -201,6 +248,9 @@ class Embedder:
         through these rows); ``grad=False`` runs under ``torch.inference_mode``.
         """
         token_ids = self._tokenize(list(prompts))
+        self._check_positions(
+            token_ids, lambda j: f"prompt {j} of {len(prompts)}: {_cut(prompts[j])!r}"
+        )
         if grad:
             return self._embed_batch(token_ids)
         with torch.inference_mode():
@@ -227,6 +277,28 @@ class Embedder:
                     raise ValueError(f"{self.name}: prompt {prompts[i]!r} has no tokens")
                 ids[i] = [fallback]
         return ids
+
+    def _check_positions(self, token_ids: list[list[int]], describe) -> None:
+        """ModelError if a prompt has more tokens than the model has positions (module
+        docstring); ``describe(j)`` names prompt ``j`` for the message."""
+        if not token_ids:
+            return
+        lengths = [len(ids) for ids in token_ids]
+        longest = max(range(len(lengths)), key=lengths.__getitem__)
+        limit = self.max_positions
+        if limit is None or lengths[longest] <= limit:
+            self.longest_prompt_tokens = max(self.longest_prompt_tokens or 0, lengths[longest])
+            return
+        raise ModelError(
+            f"model {self.name!r}: {sum(n > limit for n in lengths)} of {len(lengths)} prompts "
+            f"are longer than the model's positions; the longest is {lengths[longest]} tokens, "
+            f"for {describe(longest)}; expected at most {limit} tokens "
+            f"({self.max_positions_source}). Not truncated: either end would cut the prompt "
+            "(its template, demonstrations, or the last token, whose state is the embedding); "
+            "the paper's code (evaluation.py of kongds/scaling_sentemb) neither checks nor "
+            "truncates. Shorten the sentence, use fewer demonstrations or a model with more "
+            "positions"
+        )
 
     def _batches(self, lengths_desc: list[int]) -> list[tuple[int, int]]:
         """(start, stop) slices of the length-sorted prompts, within batch_size and max_tokens."""
@@ -326,11 +398,18 @@ class SentenceTransformerEncoder:
         self.name = name
         self.batch_size = batch_size
         self.progress = progress
-        self.metadata = {"model": name, "kind": "sentence-transformers", "batch_size": batch_size}
+        self.metadata = {
+            "model": name,
+            "kind": "sentence-transformers",
+            "batch_size": batch_size,
+            "max_seq_length": getattr(model, "max_seq_length", None),
+            "truncated_sentences": 0,  # counted by encode
+        }
 
     def encode(self, sentences: list[str]) -> np.ndarray:
         if not sentences:
             return np.empty((0, self.model.get_embedding_dimension()), dtype=np.float32)
+        self._count_truncated(sentences)
         emb = self.model.encode(
             list(sentences),
             batch_size=self.batch_size,
@@ -351,6 +430,25 @@ class SentenceTransformerEncoder:
                 f"(expected finite values); first offending sentence: {sentences[row]!r}"
             )
         return emb
+
+    def _count_truncated(self, sentences: list[str]) -> None:
+        """Count and log the sentences sentence-transformers cuts at ``max_seq_length``."""
+        limit, tokenizer = self.metadata["max_seq_length"], getattr(self.model, "tokenizer", None)
+        if limit is None or tokenizer is None:
+            return
+        ids = tokenizer(list(sentences), add_special_tokens=True)["input_ids"]
+        truncated = sum(len(seq) > limit for seq in ids)
+        self.metadata["truncated_sentences"] += truncated
+        if truncated:
+            log.warning(
+                "%s truncates %d of %d sentences to its max_seq_length of %d tokens "
+                "(sentence-transformers keeps the first tokens)",
+                self.name, truncated, len(sentences), limit,
+            )  # fmt: skip
+
+
+def _cut(text: str, width: int = 80) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def load_encoder(

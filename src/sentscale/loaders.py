@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterable, Sequence
+import shlex
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,10 @@ from .options import SENTEVAL_SEED
 
 # SentEval's tgt2idx for TREC: class index = position in this tuple.
 TREC_CLASSES = ("ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM")
+
+#: The UTF-8 byte-order mark. Only MRPC's published files start with one; a BOM anywhere else
+#: means the file was re-saved (e.g. by an editor) and is refused (docs/data.md, "Encodings").
+BOM = b"\xef\xbb\xbf"
 
 
 # ----------------------------------------------------------------------------- containers
@@ -182,11 +187,40 @@ def _bad_line(path: Path, lineno: int, expected: str, line: str) -> DataError:
     return DataError(f"{path}, line {lineno}: expected {expected}; found {_shown(line)}")
 
 
+def bom_problem(path: Path, encoding: str, needed_by: str = "") -> str:
+    """Why a BOM at the start of ``path`` (read as ``encoding``) is refused, and the fix.
+
+    Refused rather than stripped: no published file but MRPC's has one, so such a file is not
+    the published one, and SentEval itself would keep the BOM in the first sentence (utf-8: as
+    an invisible U+FEFF; latin-1: as the three characters ``\\xef\\xbb\\xbf`` decoded) or crash
+    on it (a gold score, a TREC label): a study must not silently score other text.
+    """
+    kept = "'\u00ef\u00bb\u00bf'" if encoding == "latin-1" else "an invisible U+FEFF"
+    return (
+        f"{path} starts with a UTF-8 byte-order mark (BOM){needed_by}: SentEval reads this "
+        f"file as {encoding}, so its first line would start with {kept}; expected the file "
+        "as published, without a BOM (only MRPC's files have one); remove it with: "
+        f"sed -i '1s/^\\xEF\\xBB\\xBF//' {shlex.quote(str(path))}"
+    )
+
+
+def _reads(encoding: str) -> Callable:
+    """Tag a loader with the encoding SentEval reads its files with; ``"utf-8-sig"``: the
+    published files start with a BOM (MRPC). data.check_data_dir reads the tag too."""
+
+    def tag(load: Callable) -> Callable:
+        load.encoding = encoding
+        return load
+
+    return tag
+
+
 def _read_lines(path: Path, encoding: str, *, splitlines: bool = False) -> list[str]:
     """Decode ``path`` and split it into lines without their line endings.
 
     ``splitlines=True`` mirrors SentEval's ``read().splitlines()``; otherwise lines end at
-    ``\\n``, ``\\r\\n`` or ``\\r`` as with SentEval's ``for line in io.open(...)``.
+    ``\\n``, ``\\r\\n`` or ``\\r`` as with SentEval's ``for line in io.open(...)``. A leading
+    BOM is refused (:func:`bom_problem`) unless ``encoding`` is ``"utf-8-sig"``.
     """
     try:
         data = path.read_bytes()
@@ -194,6 +228,8 @@ def _read_lines(path: Path, encoding: str, *, splitlines: bool = False) -> list[
         raise DataError(f"missing data file {path}") from None
     except OSError as exc:
         raise DataError(f"cannot read data file {path}: {exc.strerror}") from None
+    if data.startswith(BOM) and encoding != "utf-8-sig":
+        raise DataError(bom_problem(path, encoding))
     try:
         text = data.decode(encoding)
     except UnicodeDecodeError as exc:
@@ -258,10 +294,11 @@ def _header(path: Path, lines: list[str], first: str) -> list[str]:
 # ------------------------------------------------------------- one loader per format
 
 
+@_reads("utf-8")
 def _load_sts_subset(input_path: Path, gs_path: Path) -> SentencePairs:
     """STS12-16: ``STS.input.X.txt`` (s1<TAB>s2) aligned line by line with ``STS.gs.X.txt``."""
-    inputs = _read_lines(input_path, "utf-8", splitlines=True)
-    golds = _read_lines(gs_path, "utf-8", splitlines=True)
+    inputs = _read_lines(input_path, _load_sts_subset.encoding, splitlines=True)
+    golds = _read_lines(gs_path, _load_sts_subset.encoding, splitlines=True)
     if len(inputs) != len(golds):
         short, long_ = (gs_path, input_path) if len(golds) < len(inputs) else (input_path, gs_path)
         raise DataError(
@@ -286,10 +323,11 @@ def _load_sts_subset(input_path: Path, gs_path: Path) -> SentencePairs:
     return SentencePairs(sent1, sent2, np.array(scores))
 
 
+@_reads("utf-8")
 def _load_stsb(path: Path) -> SentencePairs:
     """STS-B ``sts-*.csv``: genre, file, year, id, score, s1, s2 (tab-separated, extras ignored)."""
     sent1, sent2, scores = [], [], []
-    for lineno, line in enumerate(_read_lines(path, "utf-8"), start=1):
+    for lineno, line in enumerate(_read_lines(path, _load_stsb.encoding), start=1):
         cols = _columns(
             path, lineno, line, 7, "score in column 5, sentences in 6 and 7", at_least=True
         )
@@ -299,10 +337,11 @@ def _load_stsb(path: Path) -> SentencePairs:
     return SentencePairs(sent1, sent2, np.array(scores))
 
 
+@_reads("utf-8")
 def _load_sick(path: Path) -> SentencePairs:
     """SICK: header, then pair_ID, sentence_A, sentence_B, relatedness_score[, ...]."""
     sent1, sent2, scores = [], [], []
-    rows = _header(path, _read_lines(path, "utf-8"), "pair_ID")
+    rows = _header(path, _read_lines(path, _load_sick.encoding), "pair_ID")
     for lineno, line in enumerate(rows, start=2):
         cols = _columns(
             path, lineno, line, 4, "pair_ID, sentence_A, sentence_B, score", at_least=True
@@ -313,27 +352,30 @@ def _load_sick(path: Path) -> SentencePairs:
     return SentencePairs(sent1, sent2, np.array(scores))
 
 
+@_reads("latin-1")
 def _load_binary(pos_path: Path, neg_path: Path) -> LabelledSentences:
     """MR/CR/SUBJ/MPQA: one sentence per line, positive file (label 1) then negative (label 0)."""
-    pos = [_tokens(line) for line in _read_lines(pos_path, "latin-1", splitlines=True)]
-    neg = [_tokens(line) for line in _read_lines(neg_path, "latin-1", splitlines=True)]
+    pos = [_tokens(line) for line in _read_lines(pos_path, _load_binary.encoding, splitlines=True)]
+    neg = [_tokens(line) for line in _read_lines(neg_path, _load_binary.encoding, splitlines=True)]
     return LabelledSentences(pos + neg, np.array([1] * len(pos) + [0] * len(neg)))
 
 
+@_reads("utf-8")
 def _load_sst2(path: Path) -> LabelledSentences:
     """SST binary: ``sentence<TAB>label`` with label 0 or 1."""
     sentences, labels = [], []
-    for lineno, line in enumerate(_read_lines(path, "utf-8"), start=1):
+    for lineno, line in enumerate(_read_lines(path, _load_sst2.encoding), start=1):
         cols = _columns(path, lineno, line, 2, "sentence, label")
         labels.append(_label(path, lineno, cols[1], line))
         sentences.append(_tokens(cols[0]))
     return LabelledSentences(sentences, np.array(labels))
 
 
+@_reads("latin-1")
 def _load_trec(path: Path) -> LabelledSentences:
     """TREC: ``COARSE:fine question``; the label is the coarse class, the text the question."""
     sentences, labels = [], []
-    for lineno, line in enumerate(_read_lines(path, "latin-1"), start=1):
+    for lineno, line in enumerate(_read_lines(path, _load_trec.encoding), start=1):
         target, colon, rest = line.strip().partition(":")
         if not colon:
             raise _bad_line(path, lineno, "'COARSE:fine question'", line)
@@ -352,11 +394,12 @@ def _load_trec(path: Path) -> LabelledSentences:
     return LabelledSentences(sentences, np.array(labels))
 
 
+@_reads("utf-8-sig")
 def _load_mrpc(path: Path) -> LabelledPairs:
     """MRPC: header, then Quality, #1 ID, #2 ID, #1 String, #2 String (file starts with a BOM)."""
     sent1, sent2, labels = [], [], []
     # utf-8-sig drops the BOM; SentEval reads utf-8 and the BOM lands in the skipped header.
-    rows = _header(path, _read_lines(path, "utf-8-sig"), "Quality")
+    rows = _header(path, _read_lines(path, _load_mrpc.encoding), "Quality")
     for lineno, line in enumerate(rows, start=2):
         cols = _columns(path, lineno, line, 5, "Quality, #1 ID, #2 ID, #1 String, #2 String")
         labels.append(_label(path, lineno, cols[0], line))

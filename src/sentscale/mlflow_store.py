@@ -1,10 +1,13 @@
-"""The MLflow store under the tracking view: URIs, the client, idempotent runs, syncing.
+"""The MLflow store under the tracking view: which store, the client, lock waits, idempotent
+runs, syncing.
 
 Stores (:func:`resolve_uri`): ``tracking.uri`` from the config, else ``MLFLOW_TRACKING_URI``,
 else an embedded sqlite database inside the output folder (``results/mlflow.db``, an absolute
 ``sqlite:////...`` URI). Every run carries a deterministic key (:data:`KEY_TAG`, :func:`run_key`)
-so a rerun finds and updates it (:func:`get_or_create_run`, :func:`sync_run`). mlflow itself is
-imported inside the functions that talk to it.
+so a rerun finds and updates it (:func:`get_or_create_run`, :func:`sync_run`), which is what lets
+:func:`while_locked` run a whole step again while a sqlite store is locked. URIs are checked for
+credentials in :mod:`sentscale.tracking_uri`; the sqlite file itself is created and checked in
+:mod:`sentscale.sqlite_store`. mlflow itself is imported inside the functions that talk to it.
 """
 
 from __future__ import annotations
@@ -18,11 +21,13 @@ import random
 import socket
 import time
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from .errors import SentscaleError
+from .sqlite_store import is_busy, sqlite_path
+from .tracking_uri import TrackingError, check_uri, shown_uri
 
 log = logging.getLogger("sentscale.track")  # the tracking view's logger, as before the split
 
@@ -33,12 +38,12 @@ ROLE_TAG = "sentscale.role"
 CHANGED_TAG = "sentscale.params_changed"
 PARENT_TAG = "mlflow.parentRunId"
 MAX_PARAM_CHARS = 6000
+#: how long a tracking step waits for a locked store, in all (``$SENTSCALE_TRACKING_LOCK_WAIT_S``)
+LOCK_WAIT_S = 300.0
+LOCK_WAIT_ENV = "SENTSCALE_TRACKING_LOCK_WAIT_S"
+_DEADLINE: ContextVar[float | None] = ContextVar("sentscale_lock_deadline", default=None)
 
 T = TypeVar("T")
-
-
-class TrackingError(SentscaleError):
-    """The tracking store or a run it should hold is not usable."""
 
 
 # ------------------------------------------------------------------------------- the store
@@ -54,25 +59,6 @@ def resolve_uri(uri: str | None = None, results_dir: str | Path = "results") -> 
     resolved = uri or os.environ.get("MLFLOW_TRACKING_URI") or default_uri(results_dir)
     check_uri(resolved)
     return resolved
-
-
-def check_uri(uri: str | None) -> None:
-    """TrackingError if ``uri`` carries credentials (``user:password@host``).
-
-    A URI travels into Snakemake params, ``parent.json`` and logs; credentials belong in the
-    environment variables MLflow reads itself (``MLFLOW_TRACKING_USERNAME`` /
-    ``MLFLOW_TRACKING_PASSWORD`` or ``MLFLOW_TRACKING_TOKEN``), which sentscale never records.
-    """
-    if not uri or "://" not in uri:
-        return
-    parts = urlsplit(uri)
-    if parts.username is not None or parts.password is not None:
-        shown = parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[-1]).geturl()
-        raise TrackingError(
-            f"tracking URI {shown} carries credentials; expected a URI without "
-            "'user:password@' - set MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD (or "
-            "MLFLOW_TRACKING_TOKEN) instead, so they stay out of params, logs and result files"
-        )
 
 
 def check_reachable(uri: str, timeout: float = 10.0) -> None:
@@ -92,11 +78,11 @@ def check_reachable(uri: str, timeout: float = 10.0) -> None:
     except OSError as err:
         reason = err.strerror or type(err).__name__
         raise TrackingError(
-            f"MLflow tracking server {uri} is unreachable ({reason}); expected a running "
-            "`mlflow server` at that address (tracking.uri or MLFLOW_TRACKING_URI). The score "
-            "files do not depend on tracking: start the server, then rerun only the tracking "
-            "step with `snakemake --allowed-rules mlflow_parent track_cell` (same --configfile "
-            "and --config as the study)"
+            f"MLflow tracking server {shown_uri(uri)} is unreachable ({reason}); expected a "
+            "running `mlflow server` at that address (tracking.uri or MLFLOW_TRACKING_URI). The "
+            "score files do not depend on tracking: start the server, then rerun only the "
+            "tracking step with `snakemake --allowed-rules mlflow_parent track_cell` (same "
+            "--configfile and --config as the study)"
         ) from None
 
 
@@ -105,20 +91,68 @@ def is_local_store(uri: str) -> bool:
     return uri.startswith(("sqlite:", "file:")) or "://" not in uri
 
 
-def _retry(call: Callable[[], T], what: str, attempts: int = 8) -> T:
-    """Retry ``call`` while sqlite reports a lock (concurrent writers on one database file)."""
-    for attempt in range(attempts):
+def lock_wait_s() -> float:
+    """Seconds a tracking step waits for a locked store in all: ``$SENTSCALE_TRACKING_LOCK_WAIT_S``
+    or :data:`LOCK_WAIT_S`."""
+    text = os.environ.get(LOCK_WAIT_ENV, "").strip()
+    try:
+        wait = float(text) if text else LOCK_WAIT_S
+    except ValueError:
+        wait = math.nan
+    if not math.isfinite(wait) or wait < 0:
+        raise TrackingError(f"{LOCK_WAIT_ENV}={text!r}; expected a number of seconds >= 0")
+    return wait
+
+
+def _retry(call: Callable[[], T], what: str) -> T:
+    """Retry ``call`` while the store reports a lock (concurrent writers on one sqlite file),
+    with jittered backoff (0.5 s doubling to 10 s), until the deadline of the enclosing
+    :func:`while_locked` (else :func:`lock_wait_s` from now); then the store's error."""
+    deadline = _DEADLINE.get() or time.monotonic() + lock_wait_s()
+    attempt = 0
+    while True:
         try:
             return call()
         except Exception as err:  # noqa: BLE001 - MlflowException or sqlalchemy errors
-            text = str(err).lower()
-            busy = "locked" in text or "busy" in text
-            if not busy or attempt == attempts - 1:
+            left = deadline - time.monotonic()
+            if not is_busy(err) or left <= 0:
                 raise
-            pause = min(10.0, 0.5 * 2**attempt) * (0.5 + random.random())
-            log.warning("%s: store busy (%s); retrying in %.1f s", what, err, pause)
+            pause = min(left, min(10.0, 0.5 * 2**attempt) * (0.5 + random.random()))
+            log.warning("%s: store busy (%s); retrying in %.1f s", what, _first_line(err), pause)
             time.sleep(pause)
-    raise AssertionError("unreachable")
+            attempt += 1
+
+
+def while_locked(uri: str, call: Callable[[], T], what: str) -> T:
+    """``call`` - a whole tracking step: client creation, every read and write - run again
+    while the store is locked, for :func:`lock_wait_s` in all (retries inside it share that
+    deadline). The step must be idempotent (runs are found by key). Then one TrackingError
+    naming the store and the holder, instead of sqlite's bare 'database is locked'."""
+    wait = lock_wait_s()
+    token = _DEADLINE.set(time.monotonic() + wait)
+    try:
+        return _retry(call, what)
+    except Exception as err:  # noqa: BLE001
+        if not is_busy(err):
+            raise
+        path = sqlite_path(uri)
+        store = f"the sqlite store {path}" if path else f"the store of {shown_uri(uri)}"
+        holder = f"`fuser {path}` names it" if path else "the server's log names it"
+        raise TrackingError(
+            f"{what}: {store} stayed locked for {wait:.0f} s ({_first_line(err)}): another "
+            "process holds a write transaction on it (another sentscale run or mlflow command "
+            f"writing to it, or one stopped mid-write; {holder}); expected it to be free - end "
+            f"that process and rerun (runs resume by key), or wait longer with {LOCK_WAIT_ENV}"
+        ) from None
+    finally:
+        _DEADLINE.reset(token)
+
+
+def _first_line(err: BaseException) -> str:
+    """sqlite's own words (``database is locked``), without SQLAlchemy's SQL dump."""
+    lines = [line.strip() for line in str(err).splitlines() if "locked" in line or "busy" in line]
+    text = lines[0] if lines else str(err).splitlines()[0] if str(err) else type(err).__name__
+    return text.split(") ", 1)[-1] if text.startswith("(") else text
 
 
 def client_for(uri: str):
@@ -256,3 +290,26 @@ def sync_run(
         )
         _retry(lambda b=batch: client.log_batch(run_id, **b), "log batch")
     return {"params": sorted(new_params), "metrics": sorted(new_metrics), "changed": changed}
+
+
+def log_curves(client, run_id: str, curves: Mapping[str, list[tuple[int, float]]]) -> dict:
+    """Log step-indexed ``curves`` ({metric: [(step, value), ...]}); idempotent: a (step, value)
+    point already in the run's history is not logged again. Returns {metric: points logged}."""
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    written: dict[str, int] = {}
+    for key, points in curves.items():
+        history = _retry(lambda k=key: client.get_metric_history(run_id, k), "metric history")
+        seen = {(m.step, m.value) for m in history}
+        new = [
+            Metric(key, value, now, step)
+            for step, value in points
+            if math.isfinite(value)
+            and not any(s == step and math.isclose(v, value, abs_tol=1e-12) for s, v in seen)
+        ]
+        for start in range(0, len(new), 1000):
+            batch = new[start : start + 1000]
+            _retry(lambda b=batch: client.log_batch(run_id, metrics=b), "log curves")
+        written[key] = len(new)
+    return written

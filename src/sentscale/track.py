@@ -17,8 +17,10 @@ logged are kept (a changed value is reported in the tag ``sentscale.params_chang
 current value is in the tag of the same name), metrics are logged only when their value
 changed, artifacts are overwritten in place. Rerunning the pipeline never adds runs.
 
-The store itself (URIs, client, runs by key, syncing) is :mod:`sentscale.mlflow_store`; this
-module turns a study's files into sweep and cell runs.
+The store itself (client, lock waits, runs by key, syncing) is :mod:`sentscale.mlflow_store`,
+the sqlite file (created atomically, a half-created one rebuilt) :mod:`sentscale.sqlite_store`,
+URIs (credentials refused) :mod:`sentscale.tracking_uri`; this module turns a study's files into
+sweep and cell runs, each logged as one step that is run again while the store is locked.
 """
 
 from __future__ import annotations
@@ -30,7 +32,6 @@ import logging
 import math
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -56,10 +57,14 @@ from .mlflow_store import (
     flatten,
     get_or_create_run,
     is_local_store,
+    log_curves,
     resolve_uri,
     run_key,
     sync_run,
+    while_locked,
 )
+from .sqlite_store import check_sqlite_store, ensure_sqlite_store, is_busy
+from .tracking_uri import shown_uri
 
 __all__ = [
     "ARTIFACT_DIR",
@@ -144,18 +149,24 @@ def mlflow_parent_job(
         root = Path(results_dir).resolve() / ARTIFACT_DIR
         root.mkdir(parents=True, exist_ok=True)
         artifact_root = root.as_uri()
-        Path(results_dir).mkdir(parents=True, exist_ok=True)
-    client = client_for(uri)
-    experiment_id = _retry(lambda: ensure_experiment(client, name, artifact_root), "experiment")
     key = run_key({"study": study, "experiment": name, "settings": settings})
     tags = {ROLE_TAG: "sweep", "study": study}
-    run, created = get_or_create_run(client, experiment_id, key, f"{study} · sweep {key[:8]}", tags)
     params = {"study": study, **flatten(settings)}
-    sync_run(client, run, params=params, tags={**tags, "code_version": code_version()}, metrics={})
-    _retry(lambda: client.set_terminated(run.info.run_id, "FINISHED"), "finish sweep run")
-    log.info(
-        "%s sweep run %s (%s) in %s", "created" if created else "resumed", run.info.run_id, key, uri
-    )
+
+    def sweep_run():  # idempotent: run again as a whole while the store is locked
+        ensure_sqlite_store(uri)  # created atomically; a half-created one is rebuilt
+        client = client_for(uri)
+        experiment_id = ensure_experiment(client, name, artifact_root)
+        title = f"{study} · sweep {key[:8]}"
+        run, created = get_or_create_run(client, experiment_id, key, title, tags)
+        tags_now = {**tags, "code_version": code_version()}
+        sync_run(client, run, params=params, tags=tags_now, metrics={})
+        client.set_terminated(run.info.run_id, "FINISHED")
+        return experiment_id, run, created
+
+    experiment_id, run, created = while_locked(uri, sweep_run, "sweep run")
+    verb = "created" if created else "resumed"
+    log.info("%s sweep run %s (%s) in %s", verb, run.info.run_id, key, shown_uri(uri))
     record = {
         "tracking_uri": uri,
         "experiment_name": name,
@@ -328,8 +339,6 @@ def track_cell_job(
     sweep = io.read_json(sweep_json)
     uri = sweep["tracking_uri"]
     check_reachable(uri)
-    client = client_for(uri)
-    _check_sweep_run(client, sweep, sweep_json)
     results = {}
     for path in score_files:
         result = io.read_json(path)
@@ -338,7 +347,6 @@ def track_cell_job(
     key = run_key({"sweep": sweep["run_key"], "cell": dict(cell), "settings": settings})
     name = f"{cell['model']} · {cell['prompt']} · {cell['demo']}"
     tags = {ROLE_TAG: "cell", PARENT_TAG: sweep["run_id"]}
-    run, created = get_or_create_run(client, sweep["experiment_id"], key, name, tags)
     params = cell_params(cell, results, meta, study=sweep["study"])
     metrics = cell_metrics(
         results,
@@ -351,23 +359,22 @@ def track_cell_job(
     training = io.read_json(training_log) if training_log else None
     if training is not None:
         metrics.update(training_metrics(training))
-    written = sync_run(client, run, params=params, tags={**tags, **params}, metrics=metrics)
-    if training is not None:
-        log_training_curves(client, run.info.run_id, training)
+    files = dict(score_files=score_files, embed_meta=embed_meta, embed_benchmark=embed_benchmark)
+    files.update(evaluate_benchmarks=evaluate_benchmarks, demos=demos, training_log=training_log)
 
-    _log_artifacts(
-        client,
-        run.info.run_id,
-        meta,
-        results=results,
-        score_files=score_files,
-        embed_meta=embed_meta,
-        embed_benchmark=embed_benchmark,
-        evaluate_benchmarks=evaluate_benchmarks,
-        demos=demos,
-        training_log=training_log,
-    )
-    _retry(lambda: client.set_terminated(run.info.run_id, "FINISHED"), "finish run")
+    def log_cell():  # idempotent (run by key): run again as a whole while the store is locked
+        check_sqlite_store(uri)  # missing or half-made: the fix, not MLflow creating one here
+        client = client_for(uri)
+        _check_sweep_run(client, sweep, sweep_json)
+        run, created = get_or_create_run(client, sweep["experiment_id"], key, name, tags)
+        written = sync_run(client, run, params=params, tags={**tags, **params}, metrics=metrics)
+        if training is not None:
+            log_training_curves(client, run.info.run_id, training)
+        _log_artifacts(client, run.info.run_id, meta, results=results, **files)
+        _retry(lambda: client.set_terminated(run.info.run_id, "FINISHED"), "finish run")
+        return run, created, written
+
+    run, created, written = while_locked(uri, log_cell, f"cell {name}")
     log.info(
         "%s run %s (%s): %d params, %d metrics written, changed params %s",
         "created" if created else "resumed",
@@ -403,8 +410,10 @@ def _check_sweep_run(client, sweep: Mapping[str, Any], sweep_json: str | Path) -
     try:
         _retry(lambda: client.get_run(sweep["run_id"]), "get sweep run")
     except Exception as err:  # noqa: BLE001
+        if is_busy(err):
+            raise  # locked, not lost: while_locked waits
         raise TrackingError(
-            f"the sweep run {sweep['run_id']} of {sweep_json} is not in {uri} ({err}); "
+            f"the sweep run {sweep['run_id']} of {sweep_json} is not in {shown_uri(uri)} ({err}); "
             "recreate it with `snakemake --forcerun mlflow_parent`"
         ) from err
 
@@ -470,8 +479,6 @@ def log_training_curves(client, run_id: str, training: Mapping[str, Any]) -> dic
     """Step-indexed curves of a fine-tuning log: ``train.loss`` and ``train.lr`` per optimiser
     step, ``train.dev_spearman`` per checkpoint (step 0: the untuned model). Idempotent: a
     (step, value) point already in the run's history is not logged again."""
-    from mlflow.entities import Metric
-
     curves: dict[str, list[tuple[int, float]]] = {
         "train.loss": [(int(r["step"]), float(r["loss"])) for r in training.get("loss") or []],
         "train.lr": [(int(r["step"]), float(r["lr"])) for r in training.get("loss") or []],
@@ -482,19 +489,4 @@ def log_training_curves(client, run_id: str, training: Mapping[str, Any]) -> dic
     curves["train.dev_spearman"] += [
         (int(r["step"]), float(r["dev_spearman"])) for r in training.get("dev") or []
     ]
-    now = int(time.time() * 1000)
-    written: dict[str, int] = {}
-    for key, points in curves.items():
-        history = _retry(lambda k=key: client.get_metric_history(run_id, k), "metric history")
-        seen = {(m.step, m.value) for m in history}
-        new = [
-            Metric(key, value, now, step)
-            for step, value in points
-            if math.isfinite(value)
-            and not any(s == step and math.isclose(v, value, abs_tol=1e-12) for s, v in seen)
-        ]
-        for start in range(0, len(new), 1000):
-            batch = new[start : start + 1000]
-            _retry(lambda b=batch: client.log_batch(run_id, metrics=b), "log curves")
-        written[key] = len(new)
-    return written
+    return log_curves(client, run_id, curves)

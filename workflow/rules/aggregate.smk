@@ -43,6 +43,7 @@ rule aggregate:
         eol_prompts=get_eol_prompts(),
         demo_kinds=get_demo_kinds(),
         model_params=get_model_params(),
+        paper_results=PAPER_RESULTS_DIGEST,  # the reference numbers (gap, paper tables)
     script:
         "../scripts/aggregate.py"
 
@@ -76,5 +77,6 @@ rule plots:
         tasks=list(STUDY.tasks),
         figures=list(FIGURES),
         model_params=get_model_params(),
+        paper_results=PAPER_RESULTS_DIGEST,  # the paper's points in the scaling figures
     script:
         "../scripts/plots.py"

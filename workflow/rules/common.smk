@@ -5,22 +5,36 @@
 import math
 import os
 import re
+import sys
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from sentscale import aggregate as sentscale_aggregate
 from sentscale import data as sentscale_data
 from sentscale import datasets as sentscale_datasets
 from sentscale import demos as sentscale_demos
 from sentscale import fetch as sentscale_fetch
+from sentscale import provision as sentscale_provision
 from sentscale import finetune as sentscale_finetune
 from sentscale import track as sentscale_track
 from sentscale.errors import SentscaleError
 from sentscale.planning import finetune_resources, job_resources
 from sentscale.prompts import DEFAULT_VARIANTS
+from sentscale.config_schema import schema_error
 from sentscale.study import CSE_DEMO, Study
 
-validate(config, workflow.source_path("../schemas/config.schema.yaml"))
+CONFIG_SCHEMA = workflow.source_path("../schemas/config.schema.yaml")
+try:
+    validate(config, CONFIG_SCHEMA)
+except WorkflowError:
+    # Snakemake prints jsonschema's one best match and then the whole schema (hundreds of
+    # lines), and reads a misspelt required key as a missing one: say instead every problem on
+    # one line (key path, value, expectation; unknown keys first, with their close match).
+    readable = schema_error(config, CONFIG_SCHEMA)
+    if readable is None:
+        raise
+    raise WorkflowError(str(readable)) from None
 
 
 # --- the study -------------------------------------------------------------------------------
@@ -76,7 +90,22 @@ try:
 except SentscaleError as err:
     raise WorkflowError(str(err)) from None
 
-MODELS_DIR = str(STUDY.models_dir)
+# What the jobs read from data_dir and finetune.data, by content (sentscale.datasets): a
+# digest in their params, so editing a file reruns the jobs that read it while the same bytes
+# under another path rerun nothing (paths are not params; see below).
+try:
+    DATA_DIGESTS = sentscale_datasets.task_digests(
+        STUDY.tasks_read(), STUDY.data_dir, fetched=FETCH_SENTEVAL
+    )
+    # the labelling jobs read STS-B train (sentscale.demos: LABELLING_FILES)
+    LABELLING_DIGEST = sentscale_datasets.files_digest(
+        sentscale_demos.LABELLING_FILES, STUDY.data_dir, fetched=FETCH_SENTEVAL
+    )
+    NLI_DIGEST = FINETUNE_DATA and sentscale_datasets.nli_digest(
+        FINETUNE_DATA, fetched=FETCH_NLI, sha256=SOURCES["nli"].get("sha256")
+    )
+except SentscaleError as err:
+    raise WorkflowError(str(err)) from None
 # Params hold what determines a result, never where things live: scripts read data_dir and
 # models_dir from the config, so moving the data (fingerprinted in every score) or running
 # from another checkout does not rerun finished cells. Mappings in params are canonical
@@ -129,6 +158,11 @@ FIGURES = {
     "cost": "Cost",
 }
 FIGURE_FORMATS = ("png", "pdf")
+# The paper's reported numbers ship with the package (sentscale/resources): their digest in
+# the params of the jobs that read them, so an update of the file redraws tables and figures.
+PAPER_RESULTS_DIGEST = sentscale_datasets.content_digest(
+    {"paper_results.csv": sentscale_aggregate.paper_results_sha256()}
+)
 # Cells with one of the paper's PromptEOL templates can be compared with its numbers.
 EOL_TEMPLATES = {
     DEFAULT_VARIANTS[name]["template"] for name in ("eol", "eol-paper-text")
@@ -192,7 +226,11 @@ def get_demo_rankings_all():
 # --- tracking (rules/track.smk) --------------------------------------------------------------
 # MLflow is a view of the files (sentscale.track).
 TRACKING_URI = STUDY.tracking.uri or os.environ.get("MLFLOW_TRACKING_URI")
-try:  # credentials never go into params or logs: MLflow reads them from its env variables
+# Checked here, while the workflow is read, so a URI with credentials (however spelt: an
+# unencoded slash, question mark or hash in the password too) stops the run before it
+# reaches the mlflow_parent params (.snakemake/metadata), a job log or the console; the
+# message shows no secret. MLflow reads credentials from its own environment variables.
+try:
     sentscale_track.check_uri(TRACKING_URI)
 except SentscaleError as err:
     raise WorkflowError(str(err)) from None
@@ -224,14 +262,76 @@ def get_cell_training(wildcards):
 
 
 # --- models and embedding (rules/provision.smk, rules/embed.smk) ------------------------------
+# A model-loading job's input is the study's record of its model (rules/provision.smk: the
+# spec's identity and the files it is read from), never a path under models_dir: the same
+# models under another models_dir rerun nothing. What the path no longer guards, a real run
+# checks here, before any job (names and sizes of the recorded files; no hashing).
+MODEL_RECORD = "results/models/{model}.json"
+
+
+def model_record(name):
+    return MODEL_RECORD.format(model=name)
+
+
+def forced_records(records):
+    """The records whose provision job the command line forces (`--forcerun provision_model`
+    or `--forcerun <record>`, `--forceall`). Snakemake hands its DAG options to the workflow
+    only after parsing this file, so they are read from sys.argv; a form missed here only
+    means the check below runs (and `rm <record>` forces the job just as well)."""
+    tokens = {part for arg in sys.argv[1:] for part in arg.split("=", 1)}
+    if tokens & {"--forceall", "-F", "provision_model"}:
+        return set(records)
+    named = {
+        os.path.relpath(os.path.abspath(t)) for t in tokens if t
+    }  # cwd: the workdir
+    return set(records) & named
+
+
+def check_model_records():
+    """One WorkflowError naming every model of the study whose record lists files that are
+    not where the config now says (sentscale.provision.record_check), unless its provision
+    job is forced. Real runs only: a dry run or lint needs no models."""
+    records = {model_record(name): name for name in STUDY.all_models()}
+    problems = [
+        sentscale_provision.record_check(
+            STUDY.spec(name),
+            record,
+            STUDY.models_dir,
+            overridden=name in STUDY.registry_overrides,
+        )
+        for record, name in sorted(records.items())
+        if record not in forced_records(records)
+    ]
+    problems = [p for p in problems if p is not None]
+    if problems:
+        raise WorkflowError("\n".join(problems))
+
+
+if not is_planning_only():
+    check_model_records()
+
+
 def get_provisioned_model(wildcards):
-    """The marker file `sentscale provision` writes once a model is ready to load offline."""
-    return f"{MODELS_DIR}/{wildcards.model}/sentscale-provenance.json"
+    """The record of the cell's model (written by the provision job)."""
+    return model_record(wildcards.model)
 
 
-def get_models_dir(wildcards, output):
-    """<models_dir>/<model>/sentscale-provenance.json -> <models_dir>"""
-    return os.path.dirname(os.path.dirname(output[0]))
+def get_model_identity(wildcards):
+    """The provision job's params: the model's identity (name, kind, source) only, so an
+    override of another model, or of this one's params or notes, reprovisions nothing.
+    """
+    return STUDY.spec(wildcards.model).identity()
+
+
+def get_registry_overrides(*names):
+    """The study's registry overrides of `names` only: what the job's JobContext needs, so
+    overriding one model reruns only the jobs that load it."""
+    overrides = STUDY.registry_overrides
+    return {name: overrides[name] for name in names if name in overrides}
+
+
+def get_labeller_registry(wildcards):
+    return get_registry_overrides(wildcards.labeller)
 
 
 def get_embed_params(wildcards):
@@ -243,10 +343,11 @@ def get_embed_params(wildcards):
         "prompt": None if variant is None else variant.to_dict(),
         "demos": [d.to_dict() for d in STUDY.fixed_demos(cell)],
         "tasks": list(STUDY.tasks),
+        "data": {task: DATA_DIGESTS[task] for task in STUDY.tasks},
         "embed": STUDY.embed.for_model(cell.model).to_dict(),
         # which items get scored decides which sentences are embedded
         "evaluate": STUDY.evaluate.sampling(),
-        "registry": dict(STUDY.registry_overrides),
+        "registry": get_registry_overrides(cell.model),
         # fine-tuned cells only (other cells' params stay as they were): the adapter's recipe
         **(
             {"finetune": STUDY.finetune[cell.model].to_dict()}
@@ -340,13 +441,18 @@ def get_labellers():
 
 
 def get_labeller_model(wildcards):
-    """The provisioned labeller LM of a candidate set."""
-    return f"{MODELS_DIR}/{wildcards.labeller}/sentscale-provenance.json"
+    """The record of the labeller LM of a candidate set (see model_record)."""
+    return model_record(wildcards.labeller)
 
 
 def get_self_labelled_spec(wildcards):
     """How a choice's candidates are drawn and labelled (candidates.self_labelled)."""
     return get_select_spec(wildcards.demo).candidates.self_labelled.to_dict()
+
+
+def get_labelling_data(wildcards):
+    """The content digest of STS-B train, where candidates are drawn from."""
+    return LABELLING_DIGEST
 
 
 def get_labeller_load_params(wildcards):
@@ -387,8 +493,9 @@ def get_select_params(wildcards):
         "choice": cell.demo,
         "select": select.to_params(),
         "labeller": select.labeller_for(cell.model),
+        "data": DATA_DIGESTS[sentscale_demos.SELECTION_TASK],  # STS-B dev
         "embed": STUDY.embed.for_model(cell.model).to_dict(),
-        "registry": dict(STUDY.registry_overrides),
+        "registry": get_registry_overrides(cell.model),
     }
 
 
@@ -411,8 +518,16 @@ def get_senteval_input(wildcards=None):
 
 
 def get_nli_input(wildcards=None):
-    """The fetched NLI triplets when the fetch provides finetune.data; else []."""
-    return [ancient(FINETUNE_DATA)] if FETCH_NLI else []
+    """The fetched NLI triplets when the fetch provides finetune.data; else [] (a file you
+    provide is identified by its sha256 in the params). Not ancient(): the params cannot
+    hold a digest of bytes fetched later (sentscale.datasets.nli_digest); Snakemake compares
+    this file's mtime instead."""
+    return [FINETUNE_DATA] if FETCH_NLI else []
+
+
+def get_task_data(wildcards):
+    """The content digest of the files a scoring job's task reads."""
+    return DATA_DIGESTS[wildcards.task]
 
 
 def _fetch_job(log, what, fetch_it):
@@ -553,7 +668,9 @@ def get_finetune_params(wildcards):
         },
         # the seed of the STS-B dev subsample scored at each checkpoint (evaluate.seed)
         "dev_seed": STUDY.evaluate.seed,
-        "registry": dict(STUDY.registry_overrides),
+        "data": DATA_DIGESTS[sentscale_demos.SELECTION_TASK],  # STS-B dev
+        "triplets": NLI_DIGEST,
+        "registry": get_registry_overrides(wildcards.model),
     }
 
 

@@ -37,7 +37,8 @@ rule label_candidates:
     params:
         labelled=get_self_labelled_spec,
         embed=get_labeller_load_params,
-        registry=dict(STUDY.registry_overrides),
+        data=get_labelling_data,
+        registry=get_labeller_registry,
     script:
         "../scripts/label_candidates.py"
 

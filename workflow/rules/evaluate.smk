@@ -19,6 +19,7 @@ rule evaluate_sts:
         runtime=10,
     params:
         evaluate=STUDY.evaluate.to_dict(),
+        data=get_task_data,  # the task's files, by content
     script:
         "../scripts/evaluate.py"
 
@@ -44,5 +45,6 @@ rule evaluate_transfer:
         runtime=get_transfer_runtime,
     params:
         evaluate=STUDY.evaluate.to_dict(),
+        data=get_task_data,  # the task's files, by content
     script:
         "../scripts/evaluate.py"

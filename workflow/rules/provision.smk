@@ -1,4 +1,8 @@
 # Model provisioning runs where the network is (login node): local rules, upstream of all.
+# The output is the study's record of the model (common.smk: model_record), not a file under
+# models_dir: the model-loading jobs take it as input, so moving models_dir reruns nothing.
+# The job checks every sha256 of an existing copy (it runs rarely) and rebuilds a bad one;
+# `snakemake --forcerun results/models/<model>.json` runs it again for one model.
 
 
 localrules:
@@ -7,13 +11,12 @@ localrules:
 
 rule provision_model:
     output:
-        f"{MODELS_DIR}/{{model}}/sentscale-provenance.json",
+        MODEL_RECORD,
     log:
         "results/logs/provision/{model}.log",
     conda:
         "../envs/sentscale.yaml"
     params:
-        models_dir=get_models_dir,
-        registry=dict(STUDY.registry_overrides),
+        identity=get_model_identity,
     script:
         "../scripts/provision_model.py"

@@ -1,6 +1,7 @@
 # MLflow tracking, a view of the files (they stay the source of truth; see sentscale.track).
-# mlflow_parent (local, upstream of every tracking job) creates the store, the study's
-# experiment and the sweep's parent run once; track_cell logs one cell as a child run.
+# mlflow_parent (local, upstream of every tracking job) creates the store (a sqlite file
+# atomically; a half-created one is rebuilt), the study's experiment and the sweep's parent
+# run once; track_cell logs one cell as a child run (waiting while the store is locked).
 # Reruns resume the same runs (deterministic run keys), never add new ones.
 # The tracking settings (TRACKING_*) are read and checked in common.smk.
 
@@ -19,6 +20,8 @@ rule mlflow_parent:
     params:
         study=STUDY.name,
         experiment=TRACKING_EXPERIMENT,
+        # a changed store reruns the sweep rule (and so every track_cell); only a URI
+        # check_uri accepted (common.smk: no credentials, no secret query) gets here
         uri=TRACKING_URI,
         # what every cell of the sweep shares: a change starts a new parent run
         sweep={

@@ -49,6 +49,7 @@ from .paper import (
     gap_table,
     is_confirmed,
     paper_results,
+    paper_results_sha256,
     paper_setting,
 )
 from .scores import (
@@ -94,6 +95,7 @@ __all__ = [
     "paired_bootstrap",
     "paper_average",
     "paper_results",
+    "paper_results_sha256",
     "paper_setting",
     "params_of",
     "percentile_ci",

@@ -10,6 +10,7 @@ but never enter its headline (:func:`gap_headline`); the figures draw them hollo
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import math
 from collections.abc import Mapping, Sequence
@@ -24,6 +25,12 @@ from .scores import CELL_COLUMNS, STS_AVG, TRANSFER_AVG
 
 CONFIRMATIONS = ("readme@8567aa0", "paper-table", "unconfirmed")
 UNCONFIRMED = "unconfirmed"
+
+
+def paper_results_sha256() -> str:
+    """The sha256 of the shipped ``resources/paper_results.csv`` (the workflow's params)."""
+    ref = resources.files("sentscale").joinpath("resources/paper_results.csv")
+    return hashlib.sha256(ref.read_bytes()).hexdigest()
 
 
 def paper_results(path: str | Path | None = None) -> pd.DataFrame:
