@@ -15,7 +15,6 @@ This module knows dicts and folders only (no registry), so both the loader
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Mapping
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ModelError
+from .fetch import sha256_file
 from .io import read_json, write_json
 
 PROVENANCE = "sentscale-provenance.json"  # written last by `sentscale provision`
@@ -30,14 +30,6 @@ PROVENANCE = "sentscale-provenance.json"  # written last by `sentscale provision
 PROVENANCE_VERSION = 2
 #: Keys of a marker that say which registry entry the folder was provisioned from.
 IDENTITY_KEYS = ("name", "kind", "source")
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 22):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def model_files(folder: str | os.PathLike) -> list[str]:
