@@ -250,3 +250,13 @@ def test_a_local_file_rewritten_with_the_same_size_is_found(tmp_path):
     problem = integrity.record_problem(record, identity, copy)
     assert problem is not None and problem.startswith("model.safetensors: rewritten since")
     assert integrity.sha256_file(weights) in problem
+
+
+def test_forced_records_follow_the_forcerun_forms_of_the_command_line():
+    from sentscale.provision import forced_records
+
+    records = ["results/models/a.json", "results/models/b.json"]
+    assert forced_records(["--cores", "2"], records) == set()
+    assert forced_records(["--forcerun", "results/models/b.json"], records) == {records[1]}
+    assert forced_records(["--forcerun=provision_model"], records) == set(records)
+    assert forced_records(["-F"], records) == set(records)

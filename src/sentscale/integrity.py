@@ -227,15 +227,3 @@ def record_problem(
     if problem is None and recorded.get("mtimes"):
         problem = _changed_in_place(folder, recorded.get("files") or {}, recorded["mtimes"])
     return problem
-
-
-def readable_modes(folder: str | os.PathLike) -> None:
-    """Give ``folder`` and everything in it the modes a new file gets (0666 / 0777 less the
-    umask): ``save_pretrained`` and ``mkdtemp`` create 0600 / 0700, which others sharing a
-    ``models_dir`` cannot read."""
-    mask = os.umask(0)
-    os.umask(mask)
-    root = Path(folder)
-    for path in [root, *root.rglob("*")]:
-        if not path.is_symlink():
-            os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~mask)

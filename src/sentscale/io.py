@@ -42,6 +42,17 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
     return path
 
 
+def readable_modes(folder: str | os.PathLike) -> None:
+    """Give ``folder`` and everything in it the modes a new file gets (0666 / 0777 less the
+    umask, read now: a job may set its own): ``save_pretrained`` and ``mkdtemp`` create
+    0600 / 0700, which others sharing a ``models_dir`` cannot read."""
+    mask = _current_umask()
+    root = Path(folder)
+    for path in [root, *root.rglob("*")]:
+        if not path.is_symlink():
+            os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~mask)
+
+
 def replace_dir(
     built: str | os.PathLike, target: str | os.PathLike, aside: str | os.PathLike
 ) -> Path:

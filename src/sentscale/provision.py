@@ -39,7 +39,7 @@ from typing import Any
 from . import integrity
 from .errors import ModelError, SentscaleError
 from .integrity import PROVENANCE, PROVENANCE_VERSION, sha256_file
-from .io import replace_dir, write_json
+from .io import readable_modes, replace_dir, write_json
 from .models import ModelSpec, Registry, model_dir
 from .runtime import package_versions
 
@@ -224,11 +224,6 @@ def verify_wheels(spec: ModelSpec, wheels: list[Path]) -> list[str]:
 PROVISION_PACKAGES = ("transformers", "torch", "gguf", "safetensors", "sentence-transformers")
 
 
-def is_provisioned(spec: ModelSpec, target: Path, *, verify: bool = False) -> bool:
-    """``target`` is a usable provisioning of ``spec``: sizes checked, ``verify``: sha256s."""
-    return integrity.copy_problem(spec.identity(), target, full=verify or None) is None
-
-
 def _reusable(spec: ModelSpec, target: Path, verify: bool) -> bool:
     """Whether ``target`` can stay as it is; logs what differed when it cannot. A copy from
     before sizes were recorded that passes its sha256 check gets them recorded now."""
@@ -345,7 +340,7 @@ def provision(
             "versions": package_versions(PROVISION_PACKAGES),
         }
         write_json(out / PROVENANCE, provenance)
-        integrity.readable_modes(out)  # save_pretrained writes 0600: others share models_dir
+        readable_modes(out)  # save_pretrained writes 0600: others share models_dir
         if info.get("params", spec.params) != spec.params:
             log.warning("%s: counted %d parameters, registry says %d", spec.name,
                         info["params"], spec.params)  # fmt: skip
@@ -420,6 +415,18 @@ def record_check(
         f"model {spec.name!r} is not as its record {record} lists it: in {folder}, {problem}. "
         f"Fix: {'' if overridden or spec.source.local else by_hand}{rerun}."
     )
+
+
+def forced_records(argv: list[str], records) -> set[str]:
+    """The ``records`` (paths relative to the working directory) whose provision job the
+    Snakemake command line ``argv`` forces: ``--forcerun provision_model`` or ``--forcerun
+    <record>``, ``--forceall``/``-F``. Snakemake hands its DAG options to the workflow only
+    after parsing the Snakefile, where the start-of-run check needs them; a form missed here
+    only means that check runs (and ``rm <record>`` forces the job just as well)."""
+    tokens = {part for arg in argv for part in arg.split("=", 1)}
+    if tokens & {"--forceall", "-F", "provision_model"}:
+        return set(records)
+    return set(records) & {os.path.relpath(os.path.abspath(t)) for t in tokens if t}
 
 
 # --- command line -----------------------------------------------------------------------------

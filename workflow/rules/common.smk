@@ -273,25 +273,13 @@ def model_record(name):
     return MODEL_RECORD.format(model=name)
 
 
-def forced_records(records):
-    """The records whose provision job the command line forces (`--forcerun provision_model`
-    or `--forcerun <record>`, `--forceall`). Snakemake hands its DAG options to the workflow
-    only after parsing this file, so they are read from sys.argv; a form missed here only
-    means the check below runs (and `rm <record>` forces the job just as well)."""
-    tokens = {part for arg in sys.argv[1:] for part in arg.split("=", 1)}
-    if tokens & {"--forceall", "-F", "provision_model"}:
-        return set(records)
-    named = {
-        os.path.relpath(os.path.abspath(t)) for t in tokens if t
-    }  # cwd: the workdir
-    return set(records) & named
-
-
 def check_model_records():
     """One WorkflowError naming every model of the study whose record lists files that are
     not where the config now says (sentscale.provision.record_check), unless its provision
     job is forced. Real runs only: a dry run or lint needs no models."""
     records = {model_record(name): name for name in STUDY.all_models()}
+    # Snakemake's --forcerun is known only after this file is parsed: read from sys.argv
+    forced = sentscale_provision.forced_records(sys.argv[1:], records)
     problems = [
         sentscale_provision.record_check(
             STUDY.spec(name),
@@ -300,7 +288,7 @@ def check_model_records():
             overridden=name in STUDY.registry_overrides,
         )
         for record, name in sorted(records.items())
-        if record not in forced_records(records)
+        if record not in forced
     ]
     problems = [p for p in problems if p is not None]
     if problems:
