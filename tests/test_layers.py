@@ -46,6 +46,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "data",
             "prompts",
             "integrity",  # a model folder's recorded files (sizes, sha256s) and their checks
+            "weights",  # streamed safetensors reads into the target dtype (below models)
             "models",
             "adapters",
             "planning",
@@ -60,7 +61,16 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     # sqlite file, created atomically: sqlite_store, below mlflow_store)
     (
         "stages",
-        ("sts", "transfer", "evaluation", "demos", "finetune", "sqlite_store", "mlflow_store"),
+        (
+            "sts",
+            "transfer_fast",  # fast mode's logistic regression, below transfer
+            "transfer",
+            "evaluation",
+            "demos",
+            "finetune",
+            "sqlite_store",
+            "mlflow_store",
+        ),
     ),
     # workflow jobs and reports (cells, tracking, tables, figures), the study config the workflow
     # reads, and the demos facade with its reports (demos.summary draws with plots)

@@ -172,6 +172,7 @@ def evaluate_job(
         transfer_mode=options.transfer_mode,
         seed=options.seed,
         max_items=options.max_items,
+        fast_solver=options.fast_solver,
     )
     result = {**results[task], "task": task, "cell": dict(cell or {})}
     # Score files hold only what the embeddings and data determine, so reruns are

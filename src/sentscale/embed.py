@@ -71,6 +71,17 @@ class Encoder(Protocol):
     def encode(self, sentences: list[str]) -> np.ndarray: ...
 
 
+class PromptIds(Protocol):
+    """Supplies the token ids of an :class:`Embedder`'s prompts instead of tokenising each whole
+    prompt (``sentences[i]`` is the sentence of ``prompts[i]``). It must return exactly the ids
+    :meth:`Embedder._tokenize` would (e.g. :class:`sentscale.demos.tokens.DemoTokens`, which
+    reuses the sentences' ids across demonstrations where that provably changes nothing)."""
+
+    def __call__(
+        self, embedder: Embedder, sentences: list[str], prompts: list[str]
+    ) -> list[list[int]]: ...
+
+
 def check_batch_size(batch_size: Any, max_tokens: Any = None) -> None:
     """ConfigError unless ``batch_size`` (and ``max_tokens``, if given) is an integer >= 1."""
     for key, value in (("batch_size", batch_size), ("max_tokens", max_tokens)):
@@ -119,7 +130,8 @@ class Embedder:
     is cast/moved in place; ``None`` keeps it as loaded. ``batch_size`` caps rows per forward
     pass, ``max_tokens`` (optional) caps rows x padded length. ``preprocess`` switches the
     paper's sentence clean-up (see :mod:`sentscale.prompts`). ``share_prefix`` computes the
-    prompts' common leading tokens once (see the module docstring).
+    prompts' common leading tokens once (see the module docstring). ``prompt_ids``: where the
+    token ids come from (:class:`PromptIds`; None: the tokenizer, on each whole prompt).
     """
 
     def __init__(
@@ -137,6 +149,7 @@ class Embedder:
         name: str | None = None,
         progress: bool = True,
         share_prefix: bool = True,
+        prompt_ids: PromptIds | None = None,
     ) -> None:
         check_batch_size(batch_size, max_tokens)
         self.variant = get_variant(variant) if isinstance(variant, str) else variant
@@ -147,6 +160,7 @@ class Embedder:
         self.max_tokens = max_tokens
         self.progress = progress
         self.share_prefix = share_prefix
+        self.prompt_ids = prompt_ids
         if dtype is not None:
             model.to(resolve_dtype(dtype))
         if device is not None:
@@ -155,6 +169,10 @@ class Embedder:
         self.body = model.base_model  # the transformer without the LM head
         self.name = name or getattr(model.config, "name_or_path", "") or type(model).__name__
         self.forward_rows = 0  # rows embedded so far (deduplication makes this < inputs)
+        # Tokens of those rows' prompts, and the tokens the model actually ran (the shared
+        # prefix counted once per encode call): what a demonstration search reports as cost.
+        self.prompt_tokens = 0
+        self.forward_tokens = 0
         self.max_positions, self.max_positions_source = max_positions(model.config, tokenizer)
         self.longest_prompt_tokens: int | None = None  # over every prompt embedded so far
 
@@ -196,7 +214,10 @@ class Embedder:
         first: dict[str, int] = {}  # a prompt's first sentence index, for error messages
         for i, p in enumerate(prompts):
             first.setdefault(p, i)
-        token_ids = self._tokenize(unique)
+        if self.prompt_ids is None:
+            token_ids = self._tokenize(unique)
+        else:
+            token_ids = self.prompt_ids(self, [sentences[first[p]] for p in unique], unique)
         self._check_positions(
             token_ids,
             lambda j: (
@@ -219,6 +240,8 @@ class Embedder:
                 tqdm(batches, desc=self.name, unit="batch", disable=not self.progress)
             ):
                 rows = order[start:stop]
+                skipped = prefix_len if prefix_cache is not None else 0
+                self.forward_tokens += sum(len(token_ids[i]) - skipped for i in rows)
                 if prefix_len:
                     emb, prefix_cache = self._embed_batch_shared(
                         [token_ids[i] for i in rows], prefix_len, prefix_cache
@@ -236,6 +259,7 @@ class Embedder:
                     )
                 out[rows] = emb.float().cpu().numpy()
                 self.forward_rows += len(rows)
+                self.prompt_tokens += sum(len(token_ids[i]) for i in rows)
         index = {p: i for i, p in enumerate(unique)}
         return out[[index[p] for p in prompts]]
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sentscale import sts, transfer
+from sentscale import sts
 from sentscale.data import (
     ALL_TASKS,
     TRANSFER_TASKS,
@@ -29,7 +29,7 @@ from sentscale.data import (
 from sentscale.errors import ConfigError
 from sentscale.io import write_json
 
-from .options import SENTEVAL_SEED
+from .options import SENTEVAL_SEED, TRANSFER_MODES
 
 Encoder = Callable[[list[str]], np.ndarray]
 
@@ -102,8 +102,8 @@ def encode_checked(
 
 
 def _check_request(tasks: Sequence[str], transfer_mode: str, batch_size: int | None) -> None:
-    if transfer_mode not in transfer.MODES:
-        raise ConfigError(f"transfer_mode must be one of {transfer.MODES}, got {transfer_mode!r}")
+    if transfer_mode not in TRANSFER_MODES:
+        raise ConfigError(f"transfer_mode must be one of {TRANSFER_MODES}, got {transfer_mode!r}")
     if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
         raise ConfigError(f"batch_size must be a positive integer or None, got {batch_size!r}")
     if len(set(tasks)) != len(tasks):
@@ -119,6 +119,7 @@ def evaluate(
     batch_size: int | None = None,
     seed: int = SENTEVAL_SEED,
     max_items: int | None = None,
+    fast_solver: str = "warm",
 ) -> dict[str, dict]:
     """Evaluate ``encode`` on ``tasks`` (SentEval names, see ``data.ALL_TASKS``).
 
@@ -126,7 +127,8 @@ def evaluate(
     linear classifier, as in the paper). ``batch_size``: most sentences per ``encode`` call
     (None: one call per task). ``seed``: the transfer classifiers' seed (SentEval's 1111).
     ``max_items``: score a seeded subsample of at most this many items per split (quick CPU
-    studies; None, the default and the paper's protocol, scores every item).
+    studies; None, the default and the paper's protocol, scores every item). ``fast_solver``:
+    fast mode's solver, "warm" or "sklearn" (:mod:`sentscale.transfer_fast`).
 
     Returns ``{task: result}``; each result has ``score`` (the ×100 figure of the paper's
     tables), ``n`` (items scored), task details, ``data_fingerprint``, ``protocol`` and
@@ -143,7 +145,12 @@ def evaluate(
         lookup = SentenceLookup(sentences, encode_checked(encode, sentences, name, batch_size))
         encoded = time.perf_counter()
         if name in TRANSFER_TASKS:
-            result = transfer.score_task(task, lookup, mode=transfer_mode, seed=seed)
+            # imported here: an STS job then never loads scikit-learn (~0.5 s per job)
+            from sentscale import transfer
+
+            result = transfer.score_task(
+                task, lookup, mode=transfer_mode, seed=seed, fast_solver=fast_solver
+            )
         else:
             result = sts.score_task(task, lookup)
             result["protocol"] = sts.protocol(name)

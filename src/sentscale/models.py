@@ -32,6 +32,7 @@ import yaml
 from . import integrity
 from .errors import ModelError
 from .integrity import PROVENANCE
+from .weights import release_freed_memory, streamed_weights
 
 KINDS = ("causal-lm", "sentence-transformers")
 DTYPES = ("float32", "bfloat16", "float16")
@@ -399,11 +400,15 @@ def load_causal_lm(
     device: str = "auto",
     quantization: str | None = None,
     quantization_options: dict[str, Any] | None = None,
+    stream_weights: bool = True,
 ):
     """Load ``(model, tokenizer)`` in eval mode. ``dtype=None`` uses the spec's default_dtype.
 
     ``quantization_options``: extra ``BitsAndBytesConfig`` arguments (QLoRA fine-tuning asks
-    for NF4 with double quantisation, :mod:`sentscale.finetune`)."""
+    for NF4 with double quantisation, :mod:`sentscale.finetune`). ``stream_weights``: read the
+    weights straight into ``dtype`` on the device (:func:`streamed_weights`; peak memory about
+    the weights in ``dtype``, not the file plus them); False loads as transformers does by
+    itself (the same values: benchmarks/memory_benchmark.py compares the two)."""
     import torch
     from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM
@@ -436,8 +441,17 @@ def load_causal_lm(
             )
         )
     try:
-        model = AutoModelForCausalLM.from_pretrained(location, **kwargs)
-        tokenizer = load_tokenizer(location, trust_remote_code=spec.trust_remote_code)
+        if stream_weights:
+            # The tokenizer first: building it peaks above what it keeps (gemma3's 262k-token
+            # vocabulary: ~0.45 GB while loading, ~0.3 GB kept), a peak that must not stack on
+            # the weights. Then the weights, straight into dtype (see streamed_weights).
+            tokenizer = load_tokenizer(location, trust_remote_code=spec.trust_remote_code)
+            release_freed_memory()
+            with streamed_weights():
+                model = AutoModelForCausalLM.from_pretrained(location, **kwargs)
+        else:  # transformers' own loading, as before streamed loading (for comparisons)
+            model = AutoModelForCausalLM.from_pretrained(location, **kwargs)
+            tokenizer = load_tokenizer(location, trust_remote_code=spec.trust_remote_code)
     except (OSError, ValueError, SafetensorError) as exc:
         raise _load_error(spec, models_dir, location, exc) from exc
     if device != "cpu" and "device_map" not in kwargs:

@@ -27,6 +27,9 @@ SENTEVAL_SEED = 1111
 
 DTYPES = ("float32", "bfloat16", "float16")
 TRANSFER_MODES = ("fast", "paper")
+#: fast mode's solvers (sentscale.transfer_fast): "warm" reaches the optimum of the logistic
+#: regression; "sklearn" is the original per-fit lbfgs (it stops short of it; older studies)
+FAST_SOLVERS = ("warm", "sklearn")
 
 OptionsT = TypeVar("OptionsT", bound="Options")
 
@@ -121,6 +124,8 @@ class EvaluateOptions(Options):
     seed: int = SENTEVAL_SEED
     #: at most this many items per split (seeded, stratified); None: every item, as the paper
     max_items: int | None = None
+    #: fast mode's solver (transfer tasks only)
+    fast_solver: str = "warm"
 
     def __post_init__(self) -> None:
         if self.transfer_mode not in TRANSFER_MODES:
@@ -128,6 +133,18 @@ class EvaluateOptions(Options):
                 f"evaluate.transfer_mode must be one of {list(TRANSFER_MODES)}, "
                 f"got {self.transfer_mode!r}"
             )
+        if self.fast_solver not in FAST_SOLVERS:
+            raise ConfigError(
+                f"evaluate.fast_solver must be one of {list(FAST_SOLVERS)}, "
+                f"got {self.fast_solver!r}"
+            )
+
+    def sts_params(self) -> dict[str, Any]:
+        """What decides an STS score: the transfer-only keys left out, so that changing them
+        reruns no STS job."""
+        out = self.to_dict()
+        del out["fast_solver"]
+        return out
 
     def sampling(self) -> dict[str, Any]:
         """The options that decide which items are scored, hence which sentences embedded."""

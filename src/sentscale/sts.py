@@ -20,7 +20,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 import numpy as np
-from scipy.stats import pearsonr, spearmanr
 
 # Which splits each STS task scores. Only these are encoded: encoding is the expensive part, and
 # the train/dev splits of STSBenchmark/SICKRelatedness do not enter the reported figure.
@@ -67,6 +66,10 @@ def correlations(system: np.ndarray, gold: np.ndarray) -> dict[str, float]:
         raise ValueError(
             f"need two equal 1-D arrays of >= 2 scores, got {system.shape} and {gold.shape}"
         )
+    # imported here: scipy.stats takes ~0.8 s, and jobs that import this module only to list
+    # splits (demonstration reports, embed jobs) never correlate anything
+    from scipy.stats import pearsonr, spearmanr
+
     return {
         "pearson": float(pearsonr(system, gold)[0]),
         "spearman": float(spearmanr(system, gold)[0]),

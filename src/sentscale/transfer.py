@@ -7,7 +7,13 @@ Two classifiers, chosen by ``mode``:
   [1e-5, 1e-4, 1e-3, 1e-2], batch 64, ``epoch_size`` 4, ``tenacity`` 5, ``max_epoch`` 200,
   early stopping on a validation set (see :func:`train_linear`).
 - ``"fast"``: SentEval's sklearn path, ``LogisticRegression(C, random_state=seed)`` with the
-  grids 2^-2..2^3 (nested CV, SST2) and 2^-1..2^5 (TREC, MRPC), lbfgs.
+  grids 2^-2..2^3 (nested CV, SST2) and 2^-1..2^5 (TREC, MRPC). The same objective is solved by
+  :mod:`sentscale.transfer_fast` (a centred, rotated and scaled basis, warm starts along the grid
+  and across folds, L-BFGS to near the optimum); ``fast_solver="sklearn"`` keeps the original
+  ``LogisticRegression(solver="lbfgs", max_iter=2000)`` per fit, for comparisons.
+
+Paper mode trains on ``device`` (default: CUDA when available, else CPU; CPU results are the
+reference). torch is imported only when paper mode runs, so fast-mode scoring jobs never load it.
 
 Validation schemes (SentEval ``tools/validation.py``):
 
@@ -28,21 +34,25 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from functools import partial
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 from sklearn.model_selection import StratifiedKFold
 
-from .options import SENTEVAL_SEED
+from . import transfer_fast
+from .options import SENTEVAL_SEED, TRANSFER_MODES
 
-MODES = ("fast", "paper")
+if TYPE_CHECKING:  # torch is imported inside the paper-mode functions (see module docstring)
+    import torch
+
+MODES = TRANSFER_MODES
 N_FOLDS = 10  # PromptEOL/SimCSE run SentEval with kfold=10
 PAPER_GRID = tuple(10.0**t for t in range(-5, -1))  # Adam weight decay
 FAST_GRID_NESTED = tuple(2.0**t for t in range(-2, 4))  # LogisticRegression C (also SST2)
 FAST_GRID_KFOLD = tuple(2.0**t for t in range(-1, 6))  # LogisticRegression C, TREC/MRPC
 FAST_MAX_ITER = 2000  # lbfgs on raw embeddings needs more than sklearn's default 100
+FAST_SOLVERS = transfer_fast.SOLVERS  # "warm" (default), "sklearn" (the original, per fit)
 
 NESTED_CV_TASKS = ("MR", "CR", "SUBJ", "MPQA")
 KFOLD_TASKS = ("TREC", "MRPC")
@@ -98,41 +108,58 @@ def pair_features(emb1: np.ndarray, emb2: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------- paper classifier
 
 
+def default_device() -> str:
+    """Where paper mode trains by default: "cuda" when the job has a GPU, else "cpu"."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def initial_linear(n_features: int, n_classes: int, seed: int) -> torch.Tensor:
     """``nn.Linear`` initialisation right after ``torch.manual_seed(seed)``, as SentEval builds it.
 
-    Returned as one [n_classes, n_features + 1] matrix, bias in the last column. The global torch
-    RNG is left as it was.
+    Returned as one [n_classes, n_features + 1] matrix, bias in the last column, on the CPU (the
+    same numbers whatever the training device). The global torch RNG is left as it was.
     """
+    import torch
+
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         layer = torch.nn.Linear(n_features, n_classes)
     return torch.cat([layer.weight.detach(), layer.bias.detach()[:, None]], dim=1)
 
 
-def _with_bias_column(X: np.ndarray | torch.Tensor) -> torch.Tensor:
-    X = torch.as_tensor(X, dtype=torch.float32)
-    return torch.cat([X, torch.ones(len(X), 1, dtype=torch.float32)], dim=1)
+def _with_bias_column(X: np.ndarray | torch.Tensor, device="cpu") -> torch.Tensor:
+    import torch
+
+    X = torch.as_tensor(X, dtype=torch.float32).to(device)
+    return torch.cat([X, torch.ones(len(X), 1, dtype=torch.float32, device=device)], dim=1)
 
 
 def _accuracies(weights: torch.Tensor, X1: torch.Tensor, y: torch.Tensor) -> np.ndarray:
     """Accuracy of each of the R models ``weights`` [R, C, d+1] on bias-augmented ``X1``."""
+    import torch
+
     with torch.no_grad():
         predictions = torch.matmul(X1, weights.transpose(1, 2)).argmax(dim=2)  # [R, n]
-        return (predictions == y).double().mean(dim=1).numpy()
+        return (predictions == y).double().mean(dim=1).cpu().numpy()
 
 
 @dataclass
 class LinearFit:
     """Models trained by :func:`train_linear`: the best snapshot per weight decay."""
 
-    weights: torch.Tensor  # [R, n_classes, n_features + 1], bias last
+    weights: torch.Tensor  # [R, n_classes, n_features + 1], bias last, on the training device
     best_validation_accuracy: np.ndarray  # [R]
     epochs: np.ndarray  # [R] epochs run when each model stopped
 
     def predict(self, X: np.ndarray, model: int = 0) -> np.ndarray:
+        import torch
+
+        weights = self.weights[model]
         with torch.no_grad():
-            return (_with_bias_column(X) @ self.weights[model].T).argmax(dim=1).numpy()
+            X1 = _with_bias_column(X, weights.device)
+            return (X1 @ weights.T).argmax(dim=1).cpu().numpy()
 
 
 def train_linear(
@@ -143,6 +170,7 @@ def train_linear(
     seed: int,
     validation: tuple[np.ndarray, np.ndarray] | None = None,
     settings: PaperSettings = PAPER,
+    device: str | None = None,
 ) -> LinearFit:
     """SentEval ``MLP(nhid=0).fit``, for several weight decays at once.
 
@@ -168,29 +196,37 @@ def train_linear(
 
     Note: SentEval sets ``loss_fn.size_average = False`` after construction, which PyTorch >= 1.0
     ignores, so the loss it actually optimised is the mean over the batch, as here.
+
+    ``device``: where the tensors live (None: :func:`default_device`). The random draws stay on
+    the CPU (numpy permutations, ``initial_linear``), so a GPU run sees the same initialisation
+    and minibatches; only the floating-point rounding of its kernels differs.
     """
+    import torch
+
     s = settings
+    device = torch.device(device or default_device())
     rng = np.random.RandomState(seed)
-    X1 = _with_bias_column(X)
-    y_t = torch.as_tensor(np.asarray(y), dtype=torch.int64)
+    X1 = _with_bias_column(X, device)
+    y_t = torch.as_tensor(np.asarray(y), dtype=torch.int64).to(device)
     if validation is None:
         permutation = rng.permutation(len(X1))
         n_dev = int(s.validation_split * len(X1))
-        dev_idx = torch.from_numpy(permutation[:n_dev])
-        train_idx = torch.from_numpy(permutation[n_dev:])
+        dev_idx = torch.from_numpy(permutation[:n_dev]).to(device)
+        train_idx = torch.from_numpy(permutation[n_dev:]).to(device)
         X_dev, y_dev = X1[dev_idx], y_t[dev_idx]
         X1, y_t = X1[train_idx], y_t[train_idx]
     else:
-        X_dev = _with_bias_column(validation[0])
-        y_dev = torch.as_tensor(np.asarray(validation[1]), dtype=torch.int64)
+        X_dev = _with_bias_column(validation[0], device)
+        y_dev = torch.as_tensor(np.asarray(validation[1]), dtype=torch.int64).to(device)
 
     n_models = len(weight_decays)
     n_train, width = X1.shape
     one_hot = torch.nn.functional.one_hot(y_t, n_classes).to(torch.float32)
     # The R models' weights stacked as rows [R*C, d+1]: each step is then two plain matrix
     # products, which beat batched ones for these thin shapes.
-    weights = initial_linear(width - 1, n_classes, seed).repeat(n_models, 1)
-    decay = torch.tensor(weight_decays, dtype=torch.float32).repeat_interleave(n_classes)[:, None]
+    weights = initial_linear(width - 1, n_classes, seed).to(device).repeat(n_models, 1)
+    decay = torch.tensor(weight_decays, dtype=torch.float32, device=device)
+    decay = decay.repeat_interleave(n_classes)[:, None]
     per_model = weights.view(n_models, n_classes, width)  # same storage, one [C, d+1] per model
     exp_avg = torch.zeros_like(weights)
     exp_avg_sq = torch.zeros_like(weights)
@@ -203,7 +239,7 @@ def train_linear(
     n_epoch, step = 0, 0
     while not stopped.all() and n_epoch <= s.max_epoch:
         for _ in range(s.epoch_size):
-            order = torch.from_numpy(rng.permutation(n_train))
+            order = torch.from_numpy(rng.permutation(n_train)).to(device)
             # Gathering each minibatch beats permuting X once per epoch: at d=4096 that copy
             # costs more than all the epoch's steps together.
             for start in range(0, n_train, s.batch_size):
@@ -238,29 +274,42 @@ def train_linear(
 
 
 class Classifier:
-    """Fits one classifier per regularisation value in the grid of the chosen ``mode``."""
+    """Fits one classifier per regularisation value in the grid of the chosen ``mode``.
 
-    def __init__(self, mode: str, n_classes: int, seed: int, kfold_grid: bool = False):
+    The schemes pass features through :meth:`prepare` (the matrix whose row subsets are fitted)
+    and :meth:`transform` (dev/test matrices): the default fast solver works in a rotated basis
+    of the task's features (an exact reparametrisation, see transfer_fast); otherwise both
+    return their input.
+    """
+
+    def __init__(self, mode, n_classes, seed, kfold_grid=False, *, device=None, fast_solver="warm"):
         if mode not in MODES:
             raise ValueError(f"transfer mode must be one of {MODES}, got {mode!r}")
-        self.mode, self.n_classes, self.seed = mode, n_classes, seed
+        self.mode, self.n_classes, self.seed, self.device = mode, n_classes, seed, device
         if mode == "paper":
             self.grid = PAPER_GRID
         else:
             self.grid = FAST_GRID_KFOLD if kfold_grid else FAST_GRID_NESTED
-        self.not_converged = 0  # fast mode: lbfgs fits that hit FAST_MAX_ITER
+        self.fast = transfer_fast.fitter(fast_solver, self.grid, FAST_MAX_ITER, seed)
+
+    @property
+    def not_converged(self) -> int:
+        """Fast mode: fits that stopped at the iteration limit without converging."""
+        return self.fast.not_converged
 
     @property
     def reg_name(self) -> str:
         return "weight_decay" if self.mode == "paper" else "C"
 
-    def _logreg(self, C: float, X: np.ndarray, y: np.ndarray) -> LogisticRegression:
-        clf = LogisticRegression(
-            C=C, solver="lbfgs", max_iter=FAST_MAX_ITER, random_state=self.seed
-        )
-        clf.fit(X, y)
-        self.not_converged += int(np.max(clf.n_iter_) >= FAST_MAX_ITER)
-        return clf
+    def prepare(self, X: np.ndarray) -> np.ndarray:
+        return self.fast.prepare(X) if self.mode == "fast" else X
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        return self.fast.transform(X) if self.mode == "fast" else X
+
+    def _paper_device(self) -> str:
+        self.device = self.device or default_device()
+        return self.device
 
     def fit_grid(self, X, y, X_val, y_val) -> tuple[list[float], list[Callable]]:
         """One fit per grid value: validation accuracies (fractions) and predict functions.
@@ -268,30 +317,30 @@ class Classifier:
         In paper mode each fit is early-stopped on ``(X_val, y_val)``, as SentEval's CV and split
         classifiers do, so its accuracy is the best validation accuracy seen."""
         if self.mode == "paper":
-            fit = train_linear(X, y, self.n_classes, self.grid, self.seed, (X_val, y_val))
+            device = self._paper_device()
+            fit = train_linear(
+                X, y, self.n_classes, self.grid, self.seed, (X_val, y_val), device=device
+            )
             predictors = [partial(fit.predict, model=r) for r in range(len(self.grid))]
             return [float(a) for a in fit.best_validation_accuracy], predictors
-        models = [self._logreg(C, X, y) for C in self.grid]
+        models = self.fast.fit_grid(X, y)
         return [m.score(X_val, y_val) for m in models], [m.predict for m in models]
 
     def refit(self, reg: float, X, y) -> Callable[[np.ndarray], np.ndarray]:
         """Final fit with the chosen value on all of ``X``; returns a predict function. In paper
         mode 5% of the rows are held out for early stopping (SentEval's ``validation_split``)."""
         if self.mode == "paper":
-            fit = train_linear(X, y, self.n_classes, [reg], self.seed)
-            return fit.predict
-        return self._logreg(reg, X, y).predict
+            device = self._paper_device()
+            return train_linear(X, y, self.n_classes, [reg], self.seed, device=device).predict
+        return self.fast.fit(reg, X, y).predict
 
     def settings(self) -> dict:
         out = {"mode": self.mode, "reg_name": self.reg_name, "grid": list(self.grid)}
         if self.mode == "paper":
             out["classifier"] = {"nhid": 0, "optim": "adam", **asdict(PAPER)}
+            out["device"] = str(self._paper_device())
         else:
-            out["classifier"] = {
-                "type": "LogisticRegression",
-                "solver": "lbfgs",
-                "max_iter": FAST_MAX_ITER,
-            }
+            out["classifier"] = self.fast.settings()
         return out
 
 
@@ -310,6 +359,7 @@ def _folds(X: np.ndarray, y: np.ndarray, seed: int):
 def nested_cv(X: np.ndarray, y: np.ndarray, clf: Classifier) -> dict:
     """SentEval ``InnerKFoldClassifier`` (MR, CR, SUBJ, MPQA). Its folds use random_state=1111
     whatever the seed, as SentEval's do."""
+    X = clf.prepare(X)
     dev_scores, test_scores, chosen = [], [], []
     for train_idx, test_idx in _folds(X, y, SENTEVAL_SEED):
         X_train, y_train = X[train_idx], y[train_idx]
@@ -335,6 +385,8 @@ def nested_cv(X: np.ndarray, y: np.ndarray, clf: Classifier) -> dict:
 def kfold_then_test(X, y, X_test, y_test, clf: Classifier) -> dict:
     """SentEval ``KFoldClassifier`` (TREC, MRPC): CV on train chooses, refit, test once."""
     folds = list(_folds(X, y, clf.seed))
+    X = clf.prepare(X)
+    X_test = clf.transform(X_test)
     per_fold = [clf.fit_grid(X[a], y[a], X[b], y[b])[0] for a, b in folds]
     scores = [_pct(np.mean(col)) for col in zip(*per_fold, strict=True)]
     best = int(np.argmax(scores))
@@ -356,6 +408,8 @@ def split_then_test(X, y, X_dev, y_dev, X_test, y_test, clf: Classifier) -> dict
     SentEval then refits the chosen value with the same seed, data and dev-set early stopping,
     which reproduces a model it already trained during the search; that model is reused here.
     """
+    X = clf.prepare(X)
+    X_dev, X_test = clf.transform(X_dev), clf.transform(X_test)
     accuracies, predictors = clf.fit_grid(X, y, X_dev, y_dev)
     scores = [_pct(a) for a in accuracies]
     best = int(np.argmax(scores))
@@ -386,8 +440,20 @@ def _sentences_in_order(split, lookup: Lookup):
     return X, labels[order]
 
 
-def score_task(task, lookup: Lookup, mode: str = "fast", seed: int = SENTEVAL_SEED) -> dict:
+def score_task(
+    task,
+    lookup: Lookup,
+    mode: str = "fast",
+    seed: int = SENTEVAL_SEED,
+    *,
+    device: str | None = None,
+    fast_solver: str = "warm",
+) -> dict:
     """Score one transfer task (a ``data.TaskData``); ``lookup(sentences)`` gives embeddings.
+
+    ``device``: paper mode's torch device (None: CUDA when available, else CPU).
+    ``fast_solver``: "warm" (:mod:`sentscale.transfer_fast`) or "sklearn" (one
+    ``LogisticRegression`` per fit, the original path; for comparisons).
 
     Returns ``score`` (test accuracy ×100), ``n`` (test items), ``dev_accuracy``, ``chosen_reg``,
     fold accuracies for CV schemes, ``f1`` for MRPC, and ``protocol`` (the settings used).
@@ -395,7 +461,9 @@ def score_task(task, lookup: Lookup, mode: str = "fast", seed: int = SENTEVAL_SE
     name = task.name
     data = {split: _sentences_in_order(task.splits[split], lookup) for split in task.splits}
     n_classes = 1 + max(int(labels.max()) for _, labels in data.values())
-    clf = Classifier(mode, n_classes, seed, kfold_grid=name in KFOLD_TASKS)
+    clf = Classifier(
+        mode, n_classes, seed, name in KFOLD_TASKS, device=device, fast_solver=fast_solver
+    )
 
     if name in NESTED_CV_TASKS:
         result = nested_cv(*data["all"], clf)

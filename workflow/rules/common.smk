@@ -489,10 +489,11 @@ def get_select_params(wildcards):
 
 def get_select_scale(wildcards):
     """Selection runtime in embed-job runtimes: one pass over the dev sentences per
-    candidate plus the no-demonstration baseline, against the ~200k sentences of an embed
-    job of the paper's grid (all 14 tasks), which the per-model runtime is sized for."""
+    candidate (halving: its rounds' share of full passes) plus the no-demonstration baseline,
+    against the ~200k sentences of an embed job of the paper's grid (all 14 tasks), which the
+    per-model runtime is sized for."""
     select = get_select_spec(wildcards.demo)
-    passes = sentscale_demos.estimated_candidates(select) + 1
+    passes = math.ceil(sentscale_demos.estimated_full_passes(select)) + 1
     sentences = 2 * (select.dev_max_items or 1500)
     return max(1, math.ceil(passes * sentences / 200_000))
 

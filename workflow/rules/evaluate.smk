@@ -18,7 +18,7 @@ rule evaluate_sts:
         mem_mb=2000,
         runtime=10,
     params:
-        evaluate=STUDY.evaluate.to_dict(),
+        evaluate=STUDY.evaluate.sts_params(),
         data=get_task_data,  # the task's files, by content
     script:
         "../scripts/evaluate.py"

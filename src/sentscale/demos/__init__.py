@@ -16,10 +16,13 @@ paper's protocol). Candidates come from four config-driven sources, pooled in th
   definitions with their headword (the paper's second kind of candidate).
 
 Duplicates are dropped (first kept), then ``max_candidates`` caps the pool with a seeded
-sample kept in pool order. Each candidate costs one pass over the STS-B dev sentences (3000
-with every pair; ``dev_max_items`` subsamples pairs for CPU studies), plus one pass without a
-demonstration for the baseline. The model is loaded once per selection job and shared by the
-per-candidate :class:`~sentscale.embed.Embedder` objects.
+sample kept in pool order. With ``selection: exhaustive`` (the default, the paper's search)
+each candidate costs one pass over the STS-B dev sentences (3000 with every pair;
+``dev_max_items`` subsamples pairs for CPU studies), plus one pass without a demonstration for
+the baseline; ``selection: halving`` (our addition) scores every candidate on a small seeded dev
+subset and only the best on larger ones, the last round on the full dev set. The model is
+loaded once per selection job and shared by the per-candidate
+:class:`~sentscale.embed.Embedder` objects.
 
 Selection reads only STS-B dev (``sts-dev.csv``) and self-labelling only STS-B train
 (``sts-train.csv``); :func:`check_selection_files` refuses anything else before any file is
@@ -28,7 +31,8 @@ read, so test data cannot leak into the choice.
 Modules, one concern each: ``options`` (the ``select`` config block), ``candidates`` (candidate
 files and the pool), ``icl_examples`` (the authors' candidate file), ``guard`` (the data guard
 and the only data readers), ``labelling`` (self-labelling), ``selection`` (scoring on STS-B
-dev, the selection job), ``ranking`` (ranking tables: order, write, the one reader, merge),
+dev, the selection job), ``halving`` (``selection: halving``), ``tokens`` (token ids shared
+across candidates), ``ranking`` (ranking tables: order, write, the one reader, merge),
 ``summary`` (the summary table and the dev-score figure, drawn by
 :func:`sentscale.plots.plot_candidates`).
 
@@ -55,6 +59,7 @@ from .guard import (
     load_dev,
     stsb_train_sentences,
 )
+from .halving import halving_search, nested_subsets
 from .icl_examples import (
     AUTHORS_SHA256,
     AUTHORS_URL,
@@ -74,25 +79,38 @@ from .options import (
     ATTEMPTS_PER_CANDIDATE,
     CANDIDATE_KEYS,
     LABEL_PROMPT,
+    SELECTIONS,
     SELF,
     CandidateSources,
+    Halving,
     IclExamples,
     SelectOptions,
     SelfLabelled,
     estimated_candidates,
+    estimated_full_passes,
     labeller_for,
     parse_select,
 )
-from .ranking import RANKING_COLUMNS, merge_rankings, rank, read_ranking, select_best, write_ranking
+from .ranking import (
+    HALVING_COLUMNS,
+    RANKING_COLUMNS,
+    merge_rankings,
+    rank,
+    read_ranking,
+    select_best,
+    write_ranking,
+)
 from .selection import (
     EncoderFactory,
     embedder_factory,
     gather_candidates,
     read_selected,
     score_candidates,
+    search_candidates,
     select_demo_job,
 )
 from .summary import plot_dev_scores, summary_rows, write_summary
+from .tokens import DemoTokens
 
 __all__ = [
     "ATTEMPTS_PER_CANDIDATE",
@@ -101,7 +119,10 @@ __all__ = [
     "CANDIDATE_KEYS",
     "Candidate",
     "DICTIONARY_FILE",
+    "DemoTokens",
     "EncoderFactory",
+    "HALVING_COLUMNS",
+    "Halving",
     "ICL_SOURCE",
     "IclExamples",
     "LABELLING_FILES",
@@ -109,6 +130,7 @@ __all__ = [
     "RANKING_COLUMNS",
     "SELECTION_FILES",
     "SELECTION_TASK",
+    "SELECTIONS",
     "SelectOptions",
     "SELF",
     "SelfLabelled",
@@ -117,14 +139,17 @@ __all__ = [
     "dictionary_candidates",
     "embedder_factory",
     "estimated_candidates",
+    "estimated_full_passes",
     "extract_word",
     "fetched_path",
     "gather_candidates",
     "generate_labels",
+    "halving_search",
     "label_candidates_job",
     "labeller_for",
     "load_dev",
     "merge_rankings",
+    "nested_subsets",
     "parse_candidates",
     "parse_icl_examples",
     "parse_select",
@@ -137,6 +162,7 @@ __all__ = [
     "read_selected",
     "sample_sentences",
     "score_candidates",
+    "search_candidates",
     "select_best",
     "select_demo_job",
     "self_label",

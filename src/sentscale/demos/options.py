@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,6 +119,35 @@ class CandidateSources(Options):
         }
 
 
+#: ``select.selection``: score every candidate on the whole dev set (the paper), or halving.
+SELECTIONS = ("exhaustive", "halving")
+
+
+@dataclass(frozen=True)
+class Halving(Options):
+    """``select.halving``: successive halving over nested seeded subsets of the dev pairs
+    (:mod:`sentscale.demos.halving`; our addition, not the authors' protocol).
+
+    Round r scores its candidates on the first ``pairs[r]`` pairs of one seeded permutation of
+    the dev pairs (so each round's subset holds the previous one's) and promotes the best
+    ``keep`` fraction (rounded up, at least ``min_keep``) to the next; the last entry must be
+    null: the final round scores the survivors on the full dev set (every pair, or
+    ``dev_max_items``) exactly as the exhaustive search does.
+    """
+
+    pairs: tuple[int | None, ...] = (100, 300, None)
+    keep: float = 0.25
+    min_keep: int = 3
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pairs", tuple(self.pairs))
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        out["pairs"] = list(self.pairs)  # a list, as in the config (params compare as text)
+        return out
+
+
 @dataclass(frozen=True)
 class SelectOptions(Options):
     """A ``demos.<name>.select`` block: the candidate pool and how it is scored on STS-B dev."""
@@ -127,8 +157,12 @@ class SelectOptions(Options):
     max_candidates: int | None = None
     #: a seeded subsample of STS-B dev pairs; None: all 1500
     dev_max_items: int | None = None
-    #: seed of the cap and of the dev subsample
+    #: seed of the cap, of the dev subsample and of halving's subsets
     seed: int = SENTEVAL_SEED
+    #: "exhaustive" (every candidate on the whole dev set, the paper) or "halving"
+    selection: str = "exhaustive"
+    #: the rounds of ``selection: halving`` (ignored by exhaustive)
+    halving: Halving = Halving()
 
     @classmethod
     def from_mapping(cls, block, where: str = "") -> SelectOptions:
@@ -136,12 +170,14 @@ class SelectOptions(Options):
         block = dict(block)
         return cls(
             candidates=CandidateSources.from_mapping(block.pop("candidates", None)),
+            halving=Halving.from_mapping(block.pop("halving", None)),
             **block,
         )
 
     def to_dict(self) -> dict[str, Any]:
         out = super().to_dict()
         out["candidates"] = self.candidates.to_dict()
+        out["halving"] = self.halving.to_dict()
         return out
 
     def to_params(self) -> dict[str, Any]:
@@ -149,6 +185,10 @@ class SelectOptions(Options):
         ``icl_examples`` file is downloaded from (its sha256 fixes the content), so moving to
         a mirror reruns no selection."""
         out = self.to_dict()
+        if self.selection == "exhaustive":
+            # As before these keys existed: the paper's searches (and every finished study's)
+            # keep their params, so adding halving reruns no selection job.
+            del out["selection"], out["halving"]
         icl = out["candidates"]["icl_examples"]
         if icl is not None and icl["path"] is None:
             icl["url"] = None
@@ -184,6 +224,11 @@ def parse_select(
             problems.append(f"{key} must be a positive integer or null, got {value!r}")
     if not isinstance(spec.get("seed", SENTEVAL_SEED), int):
         problems.append(f"seed must be an integer, got {spec['seed']!r}")
+    if spec.get("selection", "exhaustive") not in SELECTIONS:
+        problems.append(f"selection must be one of {list(SELECTIONS)}, got {spec['selection']!r}")
+    halving = spec.get("halving")
+    if halving is not None:
+        problems += _check_halving(halving, spec.get("dev_max_items"))
 
     raw = dict(spec.get("candidates") or {})
     problems += _unknown(f"{where}.candidates", raw, CandidateSources)
@@ -207,6 +252,43 @@ def parse_select(
     if problems:
         raise ConfigError(f"{where}: " + "; ".join(problems))
     return SelectOptions.from_mapping({**spec, "candidates": raw})
+
+
+def _check_halving(block: Any, dev_max_items: Any) -> list[str]:
+    """Problems of ``select.halving`` (the full dev set is ``dev_max_items`` pairs if set)."""
+    where = "halving"
+    if not isinstance(block, Mapping):
+        return [f"{where}: expected a mapping {{pairs, keep, min_keep}}, got {block!r}"]
+    problems = _unknown(where, block, Halving)
+    pairs = block.get("pairs", list(Halving().pairs))
+    if not isinstance(pairs, Sequence) or isinstance(pairs, str) or not pairs:
+        problems.append(f"{where}.pairs: expected a list such as [100, 300, null], got {pairs!r}")
+    elif pairs[-1] is not None:
+        problems.append(
+            f"{where}.pairs: the last round must be null (the final round scores the survivors "
+            f"on the full dev set, as the exhaustive search would), got {pairs!r}"
+        )
+    else:
+        sizes = list(pairs[:-1])
+        if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 2 for n in sizes):
+            problems.append(
+                f"{where}.pairs: every round but the last must be an integer >= 2 (dev pairs; "
+                f"a Spearman needs two), got {pairs!r}"
+            )
+        elif any(b <= a for a, b in zip(sizes, sizes[1:], strict=False)):
+            problems.append(f"{where}.pairs: subset sizes must increase, got {pairs!r}")
+        elif isinstance(dev_max_items, int) and sizes and sizes[-1] >= dev_max_items:
+            problems.append(
+                f"{where}.pairs: subset rounds must be smaller than the full dev set "
+                f"(dev_max_items: {dev_max_items}), got {pairs!r}"
+            )
+    keep = block.get("keep", Halving().keep)
+    if isinstance(keep, bool) or not isinstance(keep, int | float) or not 0 < keep < 1:
+        problems.append(f"{where}.keep: the fraction promoted must be in (0, 1), got {keep!r}")
+    min_keep = block.get("min_keep", Halving().min_keep)
+    if isinstance(min_keep, bool) or not isinstance(min_keep, int) or min_keep < 1:
+        problems.append(f"{where}.min_keep must be a positive integer, got {min_keep!r}")
+    return problems
 
 
 def _check_self_labelled(labelled: dict[str, Any], registry: Registry) -> list[str]:
@@ -289,3 +371,20 @@ def estimated_candidates(select: SelectOptions) -> int:
         total += len(dictionary_candidates())
     cap = select.max_candidates
     return min(total, cap) if cap else total
+
+
+def estimated_full_passes(select: SelectOptions, full_pairs: int = 1500) -> float:
+    """Candidate passes over the full dev set a selection job costs, in sentences (for job
+    resources): :func:`estimated_candidates` for exhaustive; for halving, each round's
+    candidates weighted by its share of the full dev set (``full_pairs``: 1500 or
+    ``dev_max_items``), with the rounding :func:`sentscale.demos.halving.promoted` does."""
+    n = estimated_candidates(select)
+    if select.selection != "halving":
+        return float(n)
+    full = select.dev_max_items or full_pairs
+    h = select.halving
+    total = 0.0
+    for pairs in h.pairs:
+        total += n * (full if pairs is None else pairs) / full
+        n = min(n, max(h.min_keep, math.ceil(h.keep * n)))
+    return total

@@ -19,6 +19,9 @@ RANKING_COLUMNS = [
     "source",
     "encode_s",
 ]
+#: Added by ``selection: halving`` (:mod:`sentscale.demos.halving`): the last round a candidate
+#: reached (1-based), that round's dev pairs and the candidate's Spearman x100 on them.
+HALVING_COLUMNS = ["round", "round_pairs", "round_spearman"]
 
 
 def _sort_key(row: Mapping[str, Any]) -> tuple[float, int]:
@@ -27,9 +30,19 @@ def _sort_key(row: Mapping[str, Any]) -> tuple[float, int]:
     return (-value if finite else math.inf, row["candidate"])
 
 
+def _halving_key(row: Mapping[str, Any]) -> tuple[int, float, int]:
+    score = _sort_key({"dev_spearman": row["round_spearman"], "candidate": row["candidate"]})[0]
+    return (-row["round"], score, row["candidate"])
+
+
 def rank(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Rows best first (highest dev Spearman; ties and NaN: pool order, NaN last), ranked 1..n."""
-    ordered = sorted((dict(r) for r in rows), key=_sort_key)
+    """Rows best first (highest dev Spearman; ties and NaN: pool order, NaN last), ranked 1..n.
+
+    Halving rows (with ``round``): the later the round reached the better, then the score on
+    that round's subset; so finalists come first, by their full-dev score."""
+    rows = [dict(r) for r in rows]
+    halving = any("round" in r for r in rows)
+    ordered = sorted(rows, key=_halving_key if halving else _sort_key)
     for i, row in enumerate(ordered, start=1):
         row["rank"] = i
     return ordered
@@ -45,10 +58,14 @@ def select_best(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def write_ranking(path: str | Path, rows: Sequence[Mapping[str, Any]]) -> Path:
-    """The ranking as TSV (best first), columns :data:`RANKING_COLUMNS`."""
+    """The ranking as TSV (best first), columns :data:`RANKING_COLUMNS` (then
+    :data:`HALVING_COLUMNS` for a halving search; ``dev_spearman`` is empty for a candidate
+    that did not reach the final, full-dev round)."""
     import pandas as pd
 
-    frame = pd.DataFrame(rank(rows), columns=RANKING_COLUMNS)
+    halving = any("round" in r for r in rows)
+    columns = RANKING_COLUMNS + (HALVING_COLUMNS if halving else [])
+    frame = pd.DataFrame(rank(rows), columns=columns)
     text = frame.to_csv(sep="\t", index=False, float_format="%.4f")
     return io.atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 

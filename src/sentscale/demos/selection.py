@@ -1,8 +1,11 @@
-"""Selection on STS-B dev: score every candidate as the demonstration, keep the best.
+"""Selection on STS-B dev: score the candidates as the demonstration, keep the best.
 
 The model is loaded once per selection job and shared by the per-candidate
-:class:`~sentscale.embed.Embedder` objects; each candidate costs one pass over the STS-B dev
-sentences, plus one pass without a demonstration for the baseline.
+:class:`~sentscale.embed.Embedder` objects, which share the dev sentences' token ids
+(:class:`~sentscale.demos.tokens.DemoTokens`). ``selection: exhaustive`` (the paper) costs
+one pass over the STS-B dev sentences per candidate, plus one pass without a demonstration for
+the baseline; ``selection: halving`` (:mod:`sentscale.demos.halving`) scores every candidate
+on small nested dev subsets and only the survivors on the full dev set.
 """
 
 from __future__ import annotations
@@ -27,9 +30,11 @@ from .candidates import (
     read_candidates,
 )
 from .guard import SELECTION_FILES, SELECTION_TASK, load_dev
+from .halving import halving_search, nested_subsets
 from .icl_examples import read_icl_examples
 from .options import SelectOptions
 from .ranking import select_best, write_ranking
+from .tokens import DemoTokens
 
 log = logging.getLogger(__package__)
 
@@ -70,12 +75,18 @@ def embedder_factory(
     preprocess: bool = True,
     batch_size: int = 16,
     max_tokens: int | None = None,
+    tokens: DemoTokens | None = None,
+    meter: dict[str, int] | None = None,
 ) -> EncoderFactory:
-    """One :class:`~sentscale.embed.Embedder` per demonstration around one loaded model."""
+    """One :class:`~sentscale.embed.Embedder` per demonstration around one loaded model.
+
+    ``tokens``: the search's shared token ids (None: each prompt tokenised whole). ``meter``:
+    if given, gets ``prompts``, ``prompt_tokens`` and ``forward_tokens`` (tokens the model ran,
+    a shared prefix once per pass) added up over every encoder made."""
     from ..embed import Embedder
 
     def make(demos: tuple[prompts.Demo, ...]):
-        return Embedder(
+        embedder = Embedder(
             model,
             tokenizer,
             variant,
@@ -85,9 +96,56 @@ def embedder_factory(
             max_tokens=max_tokens,
             name=name,
             progress=False,
-        ).encode
+            prompt_ids=tokens,
+        )
+        if meter is None:
+            return embedder.encode
+
+        def encode(sentences: list[str]) -> np.ndarray:
+            before = embedder.forward_rows, embedder.prompt_tokens, embedder.forward_tokens
+            out = embedder.encode(sentences)
+            for key, start, now in zip(
+                ("prompts", "prompt_tokens", "forward_tokens"),
+                before,
+                (embedder.forward_rows, embedder.prompt_tokens, embedder.forward_tokens),
+                strict=True,
+            ):
+                meter[key] = meter.get(key, 0) + now - start
+            return out
+
+        return encode
 
     return make
+
+
+def _dev_scorer(
+    encoder_for: EncoderFactory,
+    *,
+    data_dir: str | Path,
+    dev_max_items: int | None,
+    seed: int,
+    n_pairs: int,
+):
+    """(demos) -> (STS-B dev Spearman x100, seconds): one ``evaluate`` on the full dev set.
+    Both strategies score the full dev set with it (halving's final round: the same numbers)."""
+    from .. import evaluation
+
+    def score(demos: tuple[prompts.Demo, ...]) -> tuple[float, float]:
+        started = time.perf_counter()
+        result = evaluation.evaluate(
+            encoder_for(demos), [SELECTION_TASK], data_dir, max_items=dev_max_items, seed=seed
+        )[SELECTION_TASK]
+        if result["n"] != n_pairs:  # evaluate() must score the very subsample checked above
+            raise DataError(f"selection scored {result['n']} pairs, expected {n_pairs}")
+        return float(result["score"]), time.perf_counter() - started
+
+    return score
+
+
+def _baseline(score, n_pairs: int) -> dict[str, Any]:
+    value, seconds = score(())
+    log.info("no demonstration: STS-B dev %.2f (%.1f s)", value, seconds)
+    return {"dev_spearman": value, "encode_s": round(seconds, 3), "n_pairs": n_pairs}
 
 
 def score_candidates(
@@ -104,25 +162,12 @@ def score_candidates(
     Returns (one row per candidate, in pool order; the no-demonstration baseline row or None).
     Only STS-B dev is loaded (checked by :func:`load_dev` before anything is encoded).
     """
-    from .. import evaluation
-
     dev = load_dev(data_dir, dev_max_items, seed)
     n_pairs = len(dev.splits["dev"])
-
-    def score(demos: tuple[prompts.Demo, ...]) -> tuple[float, float]:
-        started = time.perf_counter()
-        result = evaluation.evaluate(
-            encoder_for(demos), [SELECTION_TASK], data_dir, max_items=dev_max_items, seed=seed
-        )[SELECTION_TASK]
-        if result["n"] != n_pairs:  # evaluate() must score the very subsample checked above
-            raise DataError(f"selection scored {result['n']} pairs, expected {n_pairs}")
-        return float(result["score"]), time.perf_counter() - started
-
-    base = None
-    if baseline:
-        value, seconds = score(())
-        base = {"dev_spearman": value, "encode_s": round(seconds, 3), "n_pairs": n_pairs}
-        log.info("no demonstration: STS-B dev %.2f (%.1f s)", value, seconds)
+    score = _dev_scorer(
+        encoder_for, data_dir=data_dir, dev_max_items=dev_max_items, seed=seed, n_pairs=n_pairs
+    )
+    base = _baseline(score, n_pairs) if baseline else None
     rows = []
     for i, cand in enumerate(candidates):
         value, seconds = score((cand.demo,))
@@ -147,6 +192,55 @@ def score_candidates(
             seconds,
         )
     return rows, base
+
+
+def search_candidates(
+    encoder_for: EncoderFactory,
+    candidates: Sequence[Candidate],
+    *,
+    data_dir: str | Path,
+    select: SelectOptions,
+    baseline: bool = True,
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None, list[dict[str, Any]]]:
+    """Score the pool with ``select.selection``: (rows in pool order, the baseline row or None,
+    one summary per round: ``round``, ``pairs``, ``sentences``, ``candidates``, ``promoted``).
+
+    ``exhaustive`` is :func:`score_candidates` (one round); ``halving`` is
+    :func:`~sentscale.demos.halving.halving_search`, the baseline on the full dev set."""
+    from .. import evaluation
+
+    dev = load_dev(data_dir, select.dev_max_items, select.seed)
+    n_pairs = len(dev.splits["dev"])
+    n_sentences = len(evaluation.sentences_to_encode(dev))
+    if select.selection == "exhaustive":
+        rows, base = score_candidates(
+            encoder_for,
+            candidates,
+            data_dir=data_dir,
+            dev_max_items=select.dev_max_items,
+            seed=select.seed,
+            baseline=baseline,
+        )
+        summary = {"round": 1, "pairs": n_pairs, "sentences": n_sentences}
+        return rows, base, [{**summary, "candidates": len(candidates), "promoted": 0}]
+    nested_subsets(n_pairs, select.halving.pairs[:-1], select.seed)  # sizes checked before work
+    score = _dev_scorer(
+        encoder_for,
+        data_dir=data_dir,
+        dev_max_items=select.dev_max_items,
+        seed=select.seed,
+        n_pairs=n_pairs,
+    )
+    base = _baseline(score, n_pairs) if baseline else None
+    rows, rounds = halving_search(
+        encoder_for,
+        candidates,
+        dev=dev,
+        halving=select.halving,
+        seed=select.seed,
+        score_full=score,
+    )
+    return rows, base, rounds
 
 
 def select_demo_job(
@@ -175,15 +269,12 @@ def select_demo_job(
     )
     log.info("%d candidates (pool of %d) for %s", len(candidates), n_pooled, cell["model"])
 
-    factory, load_s = _load_factory(ctx.registry[cell["model"]], variant, options, models_dir)
-    started = time.perf_counter()
-    rows, base = score_candidates(
-        factory,
-        candidates,
-        data_dir=data_dir,
-        dev_max_items=select.dev_max_items,
-        seed=select.seed,
+    meter: dict[str, int] = {}
+    factory, load_s = _load_factory(
+        ctx.registry[cell["model"]], variant, options, models_dir, meter
     )
+    started = time.perf_counter()
+    rows, base, rounds = search_candidates(factory, candidates, data_dir=data_dir, select=select)
     score_s = time.perf_counter() - started
     best = select_best(rows)
     write_ranking(out_ranking, rows)
@@ -204,6 +295,8 @@ def select_demo_job(
         dev=dev,
         data_dir=data_dir,
         n_sentences=n_sentences,
+        rounds=rounds,
+        meter=meter,
         load_s=load_s,
         score_s=score_s,
     )
@@ -225,8 +318,10 @@ def _load_factory(
     variant: prompts.PromptVariant,
     options: EmbedOptions,
     models_dir: str | Path,
+    meter: dict[str, int] | None = None,
 ) -> tuple[EncoderFactory, float]:
-    """The selection model, loaded once, as an encoder factory; and its load time (s)."""
+    """The selection model, loaded once, as an encoder factory (its encoders share the dev
+    sentences' token ids and add their cost to ``meter``); and its load time (s)."""
     started = time.perf_counter()
     model, tokenizer = models.load_causal_lm(
         spec,
@@ -241,6 +336,8 @@ def _load_factory(
         name=spec.name,
         preprocess=options.preprocess,
         batch_size=options.batch_size,
+        tokens=DemoTokens(),
+        meter=meter,
     )
     return factory, load_s
 
@@ -260,6 +357,8 @@ def _selection_record(
     dev: data.TaskData,
     data_dir: str | Path,
     n_sentences: int,
+    rounds: Sequence[Mapping[str, Any]],
+    meter: Mapping[str, int],
     load_s: float,
     score_s: float,
 ) -> dict[str, Any]:
@@ -296,10 +395,19 @@ def _selection_record(
         "data_fingerprint": data.task_fingerprint(SELECTION_TASK, data_dir),
         "dev_pairs": len(dev.splits["dev"]),
         "cost": {
-            # one pass over the dev sentences per candidate, plus the no-demo baseline
-            "passes": len(candidates) + (1 if base else 0),
+            # one pass over a round's dev sentences per candidate in the round (exhaustive: one
+            # round, every candidate on the full dev set), plus the no-demo baseline (full)
+            "selection": select.selection,
+            "passes": sum(r["candidates"] for r in rounds) + (1 if base else 0),
             "dev_sentences_per_pass": n_sentences,
-            "sentences_embedded": n_sentences * (len(candidates) + (1 if base else 0)),
+            "sentences_embedded": sum(r["candidates"] * r["sentences"] for r in rounds)
+            + (n_sentences if base else 0),
+            # what the model ran: prompts, their tokens, and the tokens computed (the shared
+            # prefix, demo included, once per pass)
+            "prompts_embedded": meter.get("prompts"),
+            "prompt_tokens": meter.get("prompt_tokens"),
+            "forward_tokens": meter.get("forward_tokens"),
+            "rounds": [dict(r) for r in rounds],
             "load_s": round(load_s, 3),
             "score_s": round(score_s, 3),
             "seconds_per_candidate": round(score_s / max(1, len(rows) + bool(base)), 3),

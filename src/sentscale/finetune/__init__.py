@@ -45,9 +45,6 @@ from .batches import (
     truncate_sentences,
 )
 from .distributed import SINGLE_PROCESS, Ranks, launch
-from .gradcache import cached_backward
-from .job import finetune_job
-from .model import add_lora, check_mixed_precision, check_quantization, load_base, lora_config
 from .recipe import (
     NLI_FOR_SIMCSE_ROWS,
     RECIPE_DEFAULTS,
@@ -57,8 +54,34 @@ from .recipe import (
     resolve_recipe,
     runtime_scale,
 )
-from .trainer import Trainer, evaluated_steps, info_nce, seed_everything
 from .triplets import TRIPLET_COLUMNS, Triplets, load_triplets
+
+# The training side imports torch (1.5 s and ~200 MB per process); the workflow reads only the
+# recipe while it builds the DAG (on a cluster: once per job), so these names are imported on
+# first use (PEP 562) and `import sentscale.finetune` stays torch-free.
+_TRAINING_NAMES = {
+    "cached_backward": "gradcache",
+    "finetune_job": "job",
+    "add_lora": "model",
+    "check_mixed_precision": "model",
+    "check_quantization": "model",
+    "load_base": "model",
+    "lora_config": "model",
+    "Trainer": "trainer",
+    "evaluated_steps": "trainer",
+    "info_nce": "trainer",
+    "seed_everything": "trainer",
+}
+
+
+def __getattr__(name: str):
+    module = _TRAINING_NAMES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f".{module}", __name__), name)
+
 
 __all__ = [
     "SINGLE_PROCESS",
