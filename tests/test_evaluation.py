@@ -229,3 +229,43 @@ def test_cross_validated_tasks_score_every_item(data_dir):
     # task's size; checked here without the (slow) classifier runs.
     for task in ("CR", "SUBJ", "MPQA"):
         assert load_task(task, data_dir).n_items() == SENTEVAL_COUNTS[task], task
+
+
+@pytest.mark.integration
+def test_score_files_put_the_summary_first_and_the_arrays_last(tmp_path, data_dir, hashing_encoder):
+    """Issue 18: a score file (results/scores/<cell>/<task>.json) showed the per-pair arrays
+    before ``score``. Now task, cell, score, metric and n lead, the other figures follow and
+    the arrays close it; the content is what the scoring returned, value for value, and a
+    rerun writes the same bytes."""
+    from sentscale import cells, io
+    from sentscale.options import EvaluateOptions
+
+    tasks = ["STSBenchmark", "SICKRelatedness", "CR"]
+    sentences = sorted(
+        {s for t in tasks for s in evaluation.sentences_to_encode(load_task(t, data_dir))}
+    )
+    npz = io.save_npz(
+        tmp_path / "cell.npz", embeddings=hashing_encoder(sentences), sentences=np.array(sentences)
+    )
+    cell = {"model": "m", "prompt": "p", "demo": "d"}
+    for task in tasks:
+        run = [
+            cells.evaluate_job(
+                npz,
+                task,
+                data_dir=data_dir,
+                out_json=tmp_path / f"{task}-{i}.json",
+                options=EvaluateOptions(max_items=40),
+                cell=cell,
+            )
+            for i in (1, 2)
+        ]
+        text = (tmp_path / f"{task}-1.json").read_text()
+        written = json.loads(text)
+        assert written == json.loads(json.dumps(run[0]))  # the returned result, unchanged
+        keys = list(written)
+        assert keys[:5] == ["task", "cell", "score", "metric", "n"], keys
+        arrays = [k for k in keys if k == "pairs" or isinstance(written[k], list)]
+        assert arrays and keys[-len(arrays) :] == arrays, keys  # the arrays last
+        assert text.index('"score"') < text.index('"data_fingerprint"') < text.index('"protocol"')
+        assert (tmp_path / f"{task}-2.json").read_bytes() == text.encode()

@@ -34,6 +34,7 @@ LIGHT_JOBS = {
     "demo_plot.py": HEAVY,
     "track_cell.py": ("torch", "transformers", "peft"),
     "track_parent.py": ("torch", "transformers", "peft"),
+    "track_summary.py": ("torch", "transformers", "peft"),
 }
 
 

@@ -78,6 +78,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "jobs",
         (
             "cells",
+            "track_display",  # run names and rounding as the tables show them
+            "track_sweep",  # the parent run: experiment, summary, runs URL (below track)
             "track",
             "aggregate",
             "plots",

@@ -443,7 +443,7 @@ def test_mlflow_server_unreachable(computed, tmp_path, monkeypatch):
     assert time.monotonic() - started < 30  # not MLflow's minutes of HTTP retries
     assert message.startswith(f"MLflow tracking server {uri} is unreachable (")
     assert "expected a running `mlflow server` at that address" in message
-    assert "--allowed-rules mlflow_parent track_cell" in message
+    assert "--allowed-rules mlflow_parent track_cell track_summary" in message
     assert not tracking.exists()
     # a sweep record from when the server was up: the cell's tracking job fails the same way
     io.write_json(
@@ -463,8 +463,9 @@ def test_mlflow_server_unreachable(computed, tmp_path, monkeypatch):
     )
     record = track_computed(computed, tracking / "parent.json", tmp_path / "c.json")
     assert record["parent_run_id"] == sweep["run_id"]
-    assert record["metrics"]["STSBenchmark.spearman"] == pytest.approx(
-        io.read_json(computed.score)["score"], abs=1e-6
+    # logged as the tables show it: two decimals
+    assert record["metrics"]["STSBenchmark.spearman"] == track.shown(
+        io.read_json(computed.score)["score"]
     )
     computed.assert_untouched()
 
@@ -799,7 +800,7 @@ def mlflow_server_on(port: int, folder: Path):
         stop(proc)
 
 
-def tracked_runs(uri: str, experiment: str = "ci") -> list:
+def tracked_runs(uri: str, experiment: str = "sentscale/ci") -> list:
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=uri)
@@ -812,7 +813,9 @@ def assert_one_run_per_cell(runs: list, cells: list[str]) -> None:
     assert sorted(roles) == ["cell"] * len(cells) + ["sweep"]
     assert len({r.data.tags[track.KEY_TAG] for r in runs}) == len(runs)  # no duplicates
     names = {r.info.run_name for r in runs if r.data.tags.get(track.ROLE_TAG) == "cell"}
-    assert names == {" · ".join(cell.split("/")) for cell in cells}
+    triples = [dict(zip(("model", "prompt", "demo"), c.split("/"), strict=True)) for c in cells]
+    aliases = track.model_aliases(t["model"] for t in triples)  # as common.smk names them
+    assert names == {track.cell_run_name(t, aliases[t["model"]]) for t in triples}
 
 
 @pytest.mark.integration
@@ -841,13 +844,14 @@ def test_a_second_run_is_byte_identical_and_a_dead_tracking_server_stops_only_tr
     # the server comes up: only the tracking step runs, nothing is recomputed
     with mlflow_server_on(port, tmp_path / "server") as uri:
         proc = run_snakemake(
-            workdir, "--cores", "2", "--allowed-rules", "mlflow_parent", "track_cell",
+            workdir, "--cores", "2",
+            "--allowed-rules", "mlflow_parent", "track_cell", "track_summary",
             configfile=configfile, config=test_study_config,
         )  # fmt: skip
         assert proc.returncode == 0, proc.stderr[-4000:]
         counts = job_stats(proc.stdout + proc.stderr)
-        assert set(counts) <= {"mlflow_parent", "track_cell", "all"}, counts
-        assert counts["track_cell"] == len(study_cells(workdir))
+        assert set(counts) <= {"mlflow_parent", "track_cell", "track_summary", "all"}, counts
+        assert counts["track_cell"] == len(study_cells(workdir)) and counts["track_summary"] == 1
         assert_one_run_per_cell(tracked_runs(uri), study_cells(workdir))
     assert result_bytes(workdir, "scores") == scores
 

@@ -19,9 +19,10 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from sentscale import io, sts, track
+from sentscale import io, sts, track, track_sweep
 from sentscale.aggregate import Bootstrap
 
 MLFLOW = Path(sys.executable).with_name("mlflow")
@@ -46,6 +47,13 @@ SPECS = {
     },
 }
 TEMPLATE = 'This sentence : "{sentence}" means in one word:"'
+# what a reader sees in the runs table: the model's alias, then prompt/demo
+RUN_NAMES = {
+    ("smollm2-135m", "eol", "none"): "smollm135m eol/none",
+    ("smollm2-135m", "eol", "smoking"): "smollm135m eol/smoking",
+    ("minilm-l6", "native", "none"): "minilm-l6 native/none",
+}
+SCORES: dict[tuple, dict] = {}  # the score files write_cell wrote last, by cell
 
 
 def free_port() -> int:
@@ -154,6 +162,7 @@ def write_cell(root: Path, cell: tuple[str, str, str], seed: int) -> dict:
     files = {}
     for task, result in scores.items():
         files[task] = io.write_json(root / "scores" / path / f"{task}.json", result)
+    SCORES[cell] = scores
     demos = [["A man is smoking.", "Smoking"]] if demo == "smoking" else []
     meta = {
         "model": model,
@@ -189,13 +198,16 @@ def write_cell(root: Path, cell: tuple[str, str, str], seed: int) -> dict:
     }
 
 
-def track_study(root: Path, uri: str | None, results_dir: Path | None = None) -> tuple:
+def track_study(
+    root: Path, uri: str | None, results_dir: Path | None = None, experiment: str | None = None
+) -> tuple:
     """What the workflow does: the sweep rule once, then one tracking job per cell."""
     results_dir = results_dir or root / "results"
     sweep = track.mlflow_parent_job(
         study="ci",
         settings={"tasks": list(TASKS), "embed": {"dtype": "float32"}},
         uri=uri,
+        experiment=experiment,
         out_json=results_dir / "tracking" / "parent.json",
         results_dir=results_dir,
     )
@@ -225,7 +237,9 @@ def all_runs(uri: str, experiment_id: str):
     return client, client.search_runs([experiment_id], max_results=100)
 
 
-def check_study(uri: str, sweep: dict, records: list[dict]) -> None:
+def check_study(uri: str, sweep: dict, records: list[dict], legacy: bool = False) -> None:
+    """One parent and a child per cell, as a reader should see them; ``legacy``: runs first
+    logged before issue 18 (they keep the param data_fingerprint: params are immutable)."""
     client, runs = all_runs(uri, sweep["experiment_id"])
     assert len(runs) == 1 + len(CELLS)
     parents = [r for r in runs if r.data.tags.get(track.ROLE_TAG) == "sweep"]
@@ -233,16 +247,24 @@ def check_study(uri: str, sweep: dict, records: list[dict]) -> None:
     assert len(parents) == 1 and len(children) == len(CELLS)
     parent = parents[0]
     assert parent.info.run_id == sweep["run_id"]
-    assert client.get_experiment(sweep["experiment_id"]).name == "ci"
+    experiment = client.get_experiment(sweep["experiment_id"])
+    # apart from MLflow's own "Default"; tagged as a runs-and-metrics experiment
+    assert experiment.name == "sentscale/ci" == sweep["experiment_name"]
+    assert experiment.tags[track.EXPERIMENT_KIND_TAG] == "custom_model_development"
+    # the parent's params are not repeated as tags (issue 18, item 6)
+    assert parent.data.params["study"] == "ci" and "study" not in parent.data.tags
     by_name = {r.info.run_name: r for r in children}
-    assert set(by_name) == {" · ".join(cell) for cell in CELLS}
+    assert set(by_name) == set(RUN_NAMES.values())
     for seed, cell in enumerate(CELLS):
-        run = by_name[" · ".join(cell)]
+        run = by_name[RUN_NAMES[cell]]
         assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
         assert run.info.status == "FINISHED"
         params, tags, metrics = run.data.params, run.data.tags, run.data.metrics
         spec = SPECS[cell[0]]
-        assert params["model"] == cell[0] and tags["model"] == cell[0]
+        # the short name's cell in full in a tag; no param repeated as a tag
+        assert tags[track.CELL_TAG] == "/".join(cell)
+        assert not set(params) & set(tags), set(params) & set(tags)
+        assert params["model"] == cell[0] and params["prompt"] == cell[1]
         assert params["family"] == spec["family"] and params["params"] == str(spec["params"])
         assert params["demo"] == cell[2] and params["dtype"] == "float32"
         assert params["template"] == (
@@ -251,16 +273,23 @@ def check_study(uri: str, sweep: dict, records: list[dict]) -> None:
         assert params["demo_text"] == (
             "A man is smoking. -> Smoking" if cell[2] == "smoking" else "(none)"
         )
-        assert len(params["data_fingerprint"]) == 16 and params["code_version"].startswith(
-            "sentscale"
+        # the combined fingerprint, named apart from the score files' per-task ones
+        assert ("data_fingerprint" in params) == legacy
+        assert params["data_fingerprint_combined"] == track.data_fingerprint(
+            {"STSBenchmark": "a" * 64, "CR": "b" * 64}
         )
+        assert params["code_version"].startswith("sentscale")
         assert tags[track.KEY_TAG] == records[seed]["run_key"]
         assert metrics["params_b"] == pytest.approx(spec["params"] / 1e9)
         assert metrics["CR.accuracy"] == pytest.approx(70.0 + seed)
         assert metrics["transfer_avg"] == pytest.approx(70.0 + seed)
         assert metrics["STSBenchmark.spearman_lo"] < metrics["STSBenchmark.spearman"]
         assert metrics["STSBenchmark.spearman"] < metrics["STSBenchmark.spearman_hi"]
-        assert metrics["sts_avg"] == pytest.approx(round(metrics["STSBenchmark.spearman"], 2))
+        # metrics as the tables show them: two decimals, the same for a task and the average
+        score = SCORES[cell]["STSBenchmark"]["score"]
+        assert metrics["STSBenchmark.spearman"] == float(np.round(score, 2)) != score
+        assert metrics["sts_avg"] == metrics["STSBenchmark.spearman"]
+        assert all(round(v, 2) == v for k, v in metrics.items() if k != "params_b"), metrics
         assert metrics["STSBenchmark.pearson"] > 0
         assert metrics["embed_peak_rss_mb"] == 1165.0 and metrics["sentences_per_s"] == 20 + seed
         assert records[seed]["metrics"]["CR.accuracy"] == pytest.approx(70.0 + seed)
@@ -273,6 +302,9 @@ def check_study(uri: str, sweep: dict, records: list[dict]) -> None:
         assert {a.path for a in client.list_artifacts(run.info.run_id, "demos")} == {
             "demos/chosen.tsv"
         }
+        # the score file as written (full precision), not the rounded metric
+        logged = client.download_artifacts(run.info.run_id, "scores/STSBenchmark.json")
+        assert json.loads(Path(logged).read_text())["score"] == score
 
 
 def test_server_one_parent_and_a_child_per_cell(mlflow_server, tmp_path):
@@ -340,6 +372,8 @@ def test_changed_settings_start_new_runs_and_changed_params_are_flagged(tmp_path
     assert child.data.tags[track.CHANGED_TAG] == "code_version"
     assert child.data.tags["code_version"] == "sentscale 9.9.9 (new)"
     assert child.data.params["code_version"] != "sentscale 9.9.9 (new)"  # params are immutable
+    # the changed param alone has a tag of its name: the current value
+    assert set(child.data.params) & set(child.data.tags) == {"code_version"}
     assert len(runs) == 1 + len(CELLS)
     # different cell settings: a different key, so a new run
     other = write_cell(tmp_path, CELLS[0], 0)
@@ -452,9 +486,7 @@ def check_concurrent(sweep: dict, run_ids: list[str], n: int = 8) -> None:
     assert len(runs) == 1 + n and len(children) == n  # no crash lost a run, none doubled
     assert sorted(r.info.run_id for r in children) == sorted(run_ids)
     assert len({r.data.tags[track.KEY_TAG] for r in children}) == n
-    assert {r.info.run_name for r in children} == {
-        f"smollm2-135m · eol · demo{i}" for i in range(n)
-    }
+    assert {r.info.run_name for r in children} == {f"smollm135m eol/demo{i}" for i in range(n)}
     for run in children:
         assert run.info.status == "FINISHED"
         assert run.data.tags["mlflow.parentRunId"] == sweep["run_id"]
@@ -474,6 +506,253 @@ def test_eight_cells_log_at_once_to_sqlite_after_init(tmp_path, monkeypatch):
     sweep, run_ids = log_cells_at_once(tmp_path, None)
     assert sweep["tracking_uri"].startswith("sqlite:////")
     check_concurrent(sweep, run_ids)
+
+
+# ------------------------------------------------------------ what a user sees (issue 18)
+
+# The scores table as rules/aggregate.smk writes it (values as shown: two decimals); minilm and
+# smollm/eol/smoking tie on STS avg: the first row in table order is named best.
+SCORES_CSV = """model,params,prompt,demo,STSBenchmark,CR,STS avg,transfer avg
+minilm-l6,22713216,native,none,66.0,71.0,66.0,71.0
+smollm2-135m,134515008,eol,none,61.5,74.25,61.5,74.25
+smollm2-135m,134515008,eol,smoking,66.0,72.0,66.0,72.0
+"""
+
+
+def write_summary_inputs(results: Path) -> list[Path]:
+    """The tables and figures track_summary logs (figure bytes stand in for real PNG/PDF)."""
+    files = []
+    for name, data in [
+        ("tables/scores.csv", SCORES_CSV.encode()),
+        ("tables/scores.md", b"| model |\n"),
+        ("plots/scaling_sts.png", b"\x89PNG\r\n\x1a\n" + bytes(range(256))),
+        ("plots/scaling_sts.pdf", b"%PDF-1.4\n" + bytes(range(256))),
+    ]:
+        path = results / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        files.append(path)
+    return files
+
+
+def track_summary(results: Path, files: list[Path]) -> dict:
+    """The track_summary job, once every cell of CELLS is tracked."""
+    return track.track_summary_job(
+        sweep_json=results / "tracking" / "parent.json",
+        cell_records=[results / "tracking" / f"{'/'.join(cell)}.json" for cell in CELLS],
+        scores_table=results / "tables" / "scores.csv",
+        files=files,
+        out_json=results / "tracking" / "summary.json",
+    )
+
+
+def test_the_parent_run_carries_the_summary_figures_and_tables(mlflow_server, tmp_path, capsys):
+    uri = mlflow_server["url"]
+    results = tmp_path / "results"
+    sweep, _ = track_study(tmp_path, uri, results_dir=results)
+    files = write_summary_inputs(results)
+    summary = track_summary(results, files)
+    client, runs = all_runs(uri, sweep["experiment_id"])
+    parent = client.get_run(sweep["run_id"])
+    # no longer a collapsed row without numbers: the study's summary, as the table shows it
+    assert parent.data.metrics == {"best_sts_avg": 66.0, "best_transfer_avg": 74.25, "n_cells": 3}
+    assert parent.data.tags["sentscale.best_sts_cell"] == "minilm-l6/native/none"
+    assert parent.data.tags["sentscale.best_transfer_cell"] == "smollm2-135m/eol/none"
+    assert parent.info.run_name == f"sweep {sweep['run_key'][:8]}"
+    # a figure is one click away: the parent's artifacts, bytes as written
+    assert {a.path for a in client.list_artifacts(sweep["run_id"])} == {"plots", "tables"}
+    assert {a.path for a in client.list_artifacts(sweep["run_id"], "plots")} == {
+        "plots/scaling_sts.png",
+        "plots/scaling_sts.pdf",
+    }
+    for path in files:
+        name = f"{path.parent.name}/{path.name}"
+        assert Path(client.download_artifacts(sweep["run_id"], name)).read_bytes() == (
+            path.read_bytes()
+        )
+    # the runs table's direct URL (not the GenAI view), printed and recorded
+    url = f"{uri}/#/experiments/{sweep['experiment_id']}/runs?workflowType=machine_learning"
+    assert summary["runs_url"] == url and summary["ui_command"] is None
+    assert url in capsys.readouterr().out
+    with urllib.request.urlopen(url.split("#")[0], timeout=30) as page:  # the UI itself
+        assert page.status == 200 and b"<html" in page.read().lower()
+    # a rerun logs nothing twice and adds no run
+    track_summary(results, files)
+    assert len(client.get_metric_history(sweep["run_id"], "best_sts_avg")) == 1
+    assert len(all_runs(uri, sweep["experiment_id"])[1]) == len(runs) == 1 + len(CELLS)
+
+
+def test_a_local_store_is_browsed_with_the_printed_command(tmp_path, monkeypatch, capsys, caplog):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    caplog.set_level("INFO", logger="sentscale.track")
+    results = tmp_path / "results"
+    sweep, _ = track_study(tmp_path, None, results_dir=results)
+    summary = track_summary(results, write_summary_inputs(results))
+    db = (results / "mlflow.db").resolve()
+    assert summary["ui_command"].endswith(
+        f"mlflow ui --backend-store-uri sqlite:///{db} --port 5000"
+    )
+    url = f"http://127.0.0.1:5000/#/experiments/{sweep['experiment_id']}/runs?workflowType=machine_learning"
+    assert summary["runs_url"] == url
+    out = capsys.readouterr().out
+    assert summary["ui_command"] in out and url in out  # the console
+    assert summary["ui_command"] in caplog.text and url in caplog.text  # the job's log
+    assert io.read_json(results / "tracking" / "summary.json") == summary
+
+
+def test_the_mlflow_ui_picks_its_view_from_the_url_not_the_experiment():
+    """Why the printed URL carries ?workflowType=machine_learning. MLflow 3.17's UI (its built
+    bundle) takes the experiment page's view from the URL's workflowType, else the browser's
+    saved choice (local storage mlflow.workflowType_v1), else GenAI - where a runs-only
+    experiment shows "Traces 0". If an MLflow upgrade changes that, this fails: check
+    sentscale.track_sweep.runs_url and docs/tracking.md again."""
+    import mlflow
+
+    build = Path(mlflow.__file__).parent / "server" / "js" / "build" / "static" / "js"
+    (main,) = build.glob("main.*.js")
+    bundle = main.read_text(encoding="utf-8", errors="replace")
+    assert 'e.GENAI="genai",e.MACHINE_LEARNING="machine_learning"' in bundle
+    assert 'e.get("workflowType")' in bundle  # the URL's parameter first
+    assert 'key:"mlflow.workflowType",version:1,initialValue:c' in bundle  # then local storage
+    assert "const c=l.GENAI," in bundle  # the default: GenAI
+
+
+def test_the_experiment_is_tagged_for_runs_on_creation_and_again_on_reruns(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    results = tmp_path / "results"
+    sweep, _ = track_study(tmp_path, None, results_dir=results)
+    client, _ = all_runs(sweep["tracking_uri"], sweep["experiment_id"])
+    experiment = client.get_experiment(sweep["experiment_id"])
+    assert experiment.tags[track.EXPERIMENT_KIND_TAG] == "custom_model_development"
+    # MLflow's own empty "Default" stays; the study's experiment is apart from it
+    names = {e.name for e in client.search_experiments()}
+    assert names == {"Default", "sentscale/ci"}
+    # the UI's experiment-type selector (older UIs) set it to GenAI: the sweep rule sets it back
+    client.set_experiment_tag(
+        sweep["experiment_id"], track.EXPERIMENT_KIND_TAG, "genai_development"
+    )
+    again = track.mlflow_parent_job(
+        study="ci",
+        settings={"tasks": list(TASKS), "embed": {"dtype": "float32"}},
+        out_json=results / "tracking" / "parent.json",
+        results_dir=results,
+    )
+    assert again == sweep
+    tags = client.get_experiment(sweep["experiment_id"]).tags
+    assert tags[track.EXPERIMENT_KIND_TAG] == "custom_model_development"
+    # tracking.experiment still names it when set
+    other = track.mlflow_parent_job(
+        study="ci",
+        settings={},
+        experiment="my-experiment",
+        out_json=tmp_path / "other.json",
+        results_dir=results,
+    )
+    assert client.get_experiment(other["experiment_id"]).name == "my-experiment"
+
+
+def make_it_look_old(client, sweep: dict) -> None:
+    """What the code before issue 18 left in a store: runs named `model · prompt · demo` and
+    `<study> · sweep <key>`, every param repeated as a tag, the param data_fingerprint, and
+    no experiment tag (the sweep rule ran with the experiment named after the study)."""
+    _, runs = all_runs(sweep["tracking_uri"], sweep["experiment_id"])
+    for run in runs:
+        run_id = run.info.run_id
+        for key, value in run.data.params.items():
+            client.set_tag(run_id, key, value)
+        if run.data.tags[track.ROLE_TAG] == "cell":
+            client.update_run(run_id, name=run.data.tags[track.CELL_TAG].replace("/", " · "))
+            client.log_param(run_id, "data_fingerprint", "c" * 16)
+            client.set_tag(run_id, "data_fingerprint", "c" * 16)
+            client.delete_tag(run_id, track.CELL_TAG)
+        else:
+            client.update_run(run_id, name=f"ci · sweep {sweep['run_key'][:8]}")
+    client.set_experiment_tag(sweep["experiment_id"], track.EXPERIMENT_KIND_TAG, "")
+
+
+def test_a_store_tracked_before_issue_18_is_taken_over_without_new_runs(tmp_path, monkeypatch):
+    """Its experiment is renamed to sentscale/<study> and every run resumed by its key: the
+    same run ids, short names, no param repeated as a tag; no second set of runs."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    results = tmp_path / "results"
+    # the old default experiment name was the study's, and so were the keys built from it
+    old, old_records = track_study(tmp_path, None, results_dir=results, experiment="ci")
+    client, before = all_runs(old["tracking_uri"], old["experiment_id"])
+    make_it_look_old(client, old)
+    sweep, records = track_study(tmp_path, None, results_dir=results)
+    assert (sweep["experiment_id"], sweep["run_id"], sweep["run_key"]) == (
+        old["experiment_id"],
+        old["run_id"],
+        old["run_key"],
+    )
+    assert [r["run_id"] for r in records] == [r["run_id"] for r in old_records]
+    _, after = all_runs(sweep["tracking_uri"], sweep["experiment_id"])
+    assert sorted(r.info.run_id for r in after) == sorted(r.info.run_id for r in before)
+    assert {e.name for e in client.search_experiments()} == {"Default", "sentscale/ci"}
+    check_study(sweep["tracking_uri"], sweep, records, legacy=True)
+    child = client.get_run(records[0]["run_id"])
+    assert track.CHANGED_TAG not in child.data.tags  # nothing changed but the layout
+    assert child.data.params["data_fingerprint"] == "c" * 16  # immutable: kept, no longer a tag
+
+
+def test_an_experiment_of_the_study_s_name_that_is_not_ours_is_left_alone(tmp_path, monkeypatch):
+    from mlflow import MlflowClient
+
+    from sentscale.sqlite_store import ensure_sqlite_store
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    results = tmp_path / "results"
+    store = track.default_uri(results)
+    ensure_sqlite_store(store)
+    client = MlflowClient(tracking_uri=store)
+    theirs = client.create_experiment("ci")
+    client.create_run(theirs, run_name="someone else's")
+    sweep, records = track_study(tmp_path, None, results_dir=results)
+    assert sweep["experiment_id"] != theirs
+    assert client.get_experiment(theirs).name == "ci"
+    assert len(client.search_runs([theirs])) == 1
+    check_study(sweep["tracking_uri"], sweep, records)
+
+
+def test_model_aliases_are_short_derived_from_the_names_and_unique():
+    from sentscale.models import Registry
+
+    default_study = ["smollm2-135m", "gemma3-270m", "qwen2.5-coder-0.5b", "minilm-l6"]
+    assert track.model_aliases(default_study) == {
+        "smollm2-135m": "smollm135m",
+        "gemma3-270m": "gemma270m",
+        "qwen2.5-coder-0.5b": "qwen0.5b",
+        "minilm-l6": "minilm-l6",  # no size in the name: kept
+    }
+    # a collision moves both on: never two models under one name
+    assert track.model_aliases(["qwen2.5-0.5b", "qwen2.5-coder-0.5b"]) == {
+        "qwen2.5-0.5b": "qwen2.5-0.5b",
+        "qwen2.5-coder-0.5b": "qwen-coder-0.5b",
+    }
+    names = Registry.load().names()
+    aliases = track.model_aliases(names)
+    assert len(set(aliases.values())) == len(names)
+    assert all(len(aliases[n]) <= len(n) for n in names)
+    assert (
+        track.cell_run_name(
+            {"model": "qwen2.5-coder-0.5b", "prompt": "eol", "demo": "selected"}, "qwen0.5b"
+        )
+        == "qwen0.5b eol/selected"
+    )
+
+
+def test_the_summary_reads_the_scores_table_and_names_what_it_lacks(tmp_path):
+    table = tmp_path / "scores.csv"
+    # a transfer-only study has no STS avg column: no best_sts_avg, nothing made up
+    table.write_text("model,params,prompt,demo,CR,transfer avg\nm,1,p,d,71.5,71.5\n")
+    metrics, tags = track_sweep.summary_metrics(table, n_cells=1)
+    assert metrics == {"n_cells": 1.0, "best_transfer_avg": 71.5}
+    assert tags == {"sentscale.best_transfer_cell": "m/p/d"}
+    table.write_text("name,score\nm,1\n")
+    with pytest.raises(track.TrackingError) as err:
+        track_sweep.summary_metrics(table, n_cells=1)
+    assert str(err.value).startswith(f"{table}: expected the scores table")
+    assert "it lacks demo, model, prompt" in str(err.value)
 
 
 def test_uri_resolution(monkeypatch, tmp_path):
@@ -496,15 +775,30 @@ def test_the_test_study_is_tracked_and_a_rerun_adds_no_runs(local_test_study, te
     sweep = io.read_json(results / "tracking" / "parent.json")
     if "MLFLOW_TRACKING_URI" not in os.environ:  # the default: sqlite inside the output folder
         assert sweep["tracking_uri"] == f"sqlite:///{(results / 'mlflow.db').resolve()}"
-    cells = [p for p in (results / "tracking").rglob("*.json") if p.name != "parent.json"]
+    cells = [p for p in (results / "tracking").glob("*/*/*.json")]
     client, runs = all_runs(sweep["tracking_uri"], sweep["experiment_id"])
     assert len(runs) == 1 + len(cells) and len(cells) >= 4
-    assert client.get_experiment(sweep["experiment_id"]).name == "ci"  # the study name
+    assert client.get_experiment(sweep["experiment_id"]).name == "sentscale/ci"  # the study's
     children = [r for r in runs if r.data.tags.get(track.ROLE_TAG) == "cell"]
     assert {r.data.tags["mlflow.parentRunId"] for r in children} == {sweep["run_id"]}
     minilm = next(r for r in children if r.data.params["model"] == "minilm-l6")
     assert minilm.data.metrics["STSBenchmark.spearman"] > 75
     assert minilm.data.params["family"] == "minilm" and minilm.data.metrics["params_b"] < 0.03
+    assert minilm.info.run_name == "minilm-l6 native/none"
+    # track_summary ran last: the study's summary, figures and tables on the parent run
+    table = pd.read_csv(results / "tables" / "scores.csv")
+    parent = client.get_run(sweep["run_id"]).data
+    assert parent.metrics["n_cells"] == len(cells) == len(table)
+    assert parent.metrics["best_sts_avg"] == table["STS avg"].max()
+    assert parent.tags["sentscale.best_sts_cell"] == "minilm-l6/native/none"
+    figures = [*(results / "plots").glob("*.png"), *(results / "plots").glob("*.pdf")]
+    assert {a.path for a in client.list_artifacts(sweep["run_id"], "plots")} == {
+        f"plots/{p.name}" for p in figures
+    }
+    summary = io.read_json(results / "tracking" / "summary.json")
+    assert summary["runs_url"].endswith(
+        f"/#/experiments/{sweep['experiment_id']}/runs?workflowType=machine_learning"
+    )
     # the tracking branch forced to run again resumes the same runs
     proc = run_snakemake(
         local_test_study,
@@ -513,6 +807,7 @@ def test_the_test_study_is_tracked_and_a_rerun_adds_no_runs(local_test_study, te
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "track_cell" in proc.stdout + proc.stderr
+    assert summary["runs_url"] in proc.stdout + proc.stderr  # printed on the console
     _, again = all_runs(sweep["tracking_uri"], sweep["experiment_id"])
     assert sorted(r.info.run_id for r in again) == sorted(r.info.run_id for r in runs)
     assert io.read_json(results / "tracking" / "parent.json") == sweep
@@ -803,7 +1098,7 @@ def test_a_store_locked_for_too_long_gives_one_clear_error(tmp_path, monkeypatch
     last = err.strip().splitlines()[-1]
     db = tmp_path / "results" / "mlflow.db"
     assert last.startswith(
-        f"sentscale.tracking_uri.TrackingError: cell smollm2-135m · eol · none: the sqlite store "
+        f"sentscale.tracking_uri.TrackingError: cell smollm135m eol/none: the sqlite store "
         f"{db} stayed locked for 3 s (database is locked): another process holds a write "
         "transaction on it"
     )

@@ -178,5 +178,6 @@ def evaluate_job(
     # Score files hold only what the embeddings and data determine, so reruns are
     # byte-identical; wall times live in the log and the rule's benchmark file.
     logging.getLogger(__name__).info("%s timings: %s", task, result.pop("timings"))
-    io.write_json(out_json, result)
+    # score and the other figures first, the per-pair arrays last (issue 18)
+    io.write_json(out_json, evaluation.summary_first(result), sort_keys=False)
     return result

@@ -175,6 +175,38 @@ def average_score(results: Mapping[str, Mapping], tasks: Iterable[str]) -> float
     return round(sum(round(results[t]["score"], 2) for t in tasks) / len(tasks), 2)
 
 
+#: the first keys of a score file, in this order (:func:`summary_first`)
+SUMMARY_KEYS = ("task", "cell", "score", "metric", "n")
+
+
+def summary_first(result: Mapping) -> dict:
+    """``result`` ordered for a reader of its score file: :data:`SUMMARY_KEYS`, the other
+    scalars, the small mappings (correlations, protocol), then the per-item arrays (``pairs``,
+    ``fold_accuracies``, ...) that would otherwise bury ``score`` under hundreds of lines.
+    Within each group keys are sorted, and nested mappings are sorted throughout, so equal
+    content still gives equal bytes. Values are untouched."""
+
+    def is_array(value) -> bool:  # a list, or a mapping of lists (pairs: system, gold)
+        if isinstance(value, Mapping):
+            return bool(value) and all(isinstance(v, list | tuple) for v in value.values())
+        return isinstance(value, list | tuple | np.ndarray)
+
+    def rank(key: str) -> tuple:
+        value = result[key]
+        if key in SUMMARY_KEYS:
+            return (0, SUMMARY_KEYS.index(key), key)
+        if is_array(value):
+            return (3, 0, key)
+        return (2 if isinstance(value, Mapping) else 1, 0, key)
+
+    def sorted_deep(value):
+        if isinstance(value, Mapping):
+            return {k: sorted_deep(value[k]) for k in sorted(value)}
+        return value
+
+    return {key: sorted_deep(result[key]) for key in sorted(result, key=rank)}
+
+
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_@+=-][A-Za-z0-9_.@+=-]*$")  # no leading "." (hidden, "..")
 
 

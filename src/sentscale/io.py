@@ -80,9 +80,10 @@ def _to_jsonable(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
-def write_json(path: str | os.PathLike, obj: Any) -> Path:
-    """Write ``obj`` as sorted, indented JSON (stable bytes for equal content)."""
-    text = json.dumps(obj, indent=2, sort_keys=True, default=_to_jsonable) + "\n"
+def write_json(path: str | os.PathLike, obj: Any, *, sort_keys: bool = True) -> Path:
+    """Write ``obj`` as sorted, indented JSON (stable bytes for equal content); with
+    ``sort_keys=False`` in the order ``obj`` has (a caller that orders it for readers)."""
+    text = json.dumps(obj, indent=2, sort_keys=sort_keys, default=_to_jsonable) + "\n"
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 

@@ -19,6 +19,7 @@ import math
 import os
 import random
 import socket
+import subprocess
 import time
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from . import __version__
 from .sqlite_store import is_busy, sqlite_path
 from .tracking_uri import TrackingError, check_uri, shown_uri
 
@@ -37,6 +39,12 @@ KEY_TAG = "sentscale.run_key"
 ROLE_TAG = "sentscale.role"
 CHANGED_TAG = "sentscale.params_changed"
 PARENT_TAG = "mlflow.parentRunId"
+#: the experiment tag MLflow's UI writes from its experiment-type selector. MLflow 3.17's UI does
+#: not read it to choose the view (the URL's ``workflowType``, else the browser's saved choice,
+#: else GenAI: :func:`sentscale.track_sweep.runs_url`); set anyway so UIs that read it, and
+#: anyone reading the experiment's tags, see a runs-and-metrics experiment, not a GenAI one.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
 MAX_PARAM_CHARS = 6000
 #: how long a tracking step waits for a locked store, in all (``$SENTSCALE_TRACKING_LOCK_WAIT_S``)
 LOCK_WAIT_S = 300.0
@@ -81,8 +89,8 @@ def check_reachable(uri: str, timeout: float = 10.0) -> None:
             f"MLflow tracking server {shown_uri(uri)} is unreachable ({reason}); expected a "
             "running `mlflow server` at that address (tracking.uri or MLFLOW_TRACKING_URI). The "
             "score files do not depend on tracking: start the server, then rerun only the "
-            "tracking step with `snakemake --allowed-rules mlflow_parent track_cell` (same "
-            "--configfile and --config as the study)"
+            "tracking step with `snakemake --allowed-rules mlflow_parent track_cell "
+            "track_summary` (same --configfile and --config as the study)"
         ) from None
 
 
@@ -161,18 +169,55 @@ def client_for(uri: str):
     return MlflowClient(tracking_uri=uri)
 
 
-def ensure_experiment(client, name: str, artifact_location: str | None = None) -> str:
-    """The experiment's id, created (or restored from the trash) when needed."""
+def code_version() -> str:
+    """``sentscale <version>`` plus the git commit of the checkout (``-dirty`` if modified)."""
+    here = Path(__file__).resolve().parent
+    version = f"sentscale {__version__}"
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "--short=12", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no", "--", "."],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return version
+    return f"{version} ({commit}{'-dirty' if dirty else ''})" if commit else version
+
+
+def ensure_experiment(
+    client,
+    name: str,
+    artifact_location: str | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> str:
+    """The experiment's id, created (or restored from the trash) when needed, with ``tags``
+    (set again on an existing experiment when they differ, e.g. one an older version made)."""
     from mlflow.entities import LifecycleStage
 
+    tags = dict(tags or {})
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
         return _retry(
-            lambda: client.create_experiment(name, artifact_location=artifact_location),
+            lambda: client.create_experiment(name, artifact_location=artifact_location, tags=tags),
             "create experiment",
         )
     if experiment.lifecycle_stage == LifecycleStage.DELETED:
         client.restore_experiment(experiment.experiment_id)
+    for key, value in tags.items():
+        if experiment.tags.get(key) != value:
+            _retry(
+                lambda k=key, v=value: client.set_experiment_tag(experiment.experiment_id, k, v),
+                "set experiment tag",
+            )
     return experiment.experiment_id
 
 
@@ -253,23 +298,35 @@ def sync_run(
     params: Mapping[str, str],
     tags: Mapping[str, str],
     metrics: Mapping[str, float],
+    name: str | None = None,
 ) -> dict[str, list[str]]:
-    """Bring ``run`` up to date: log params it lacks, set tags, log metrics whose value changed.
+    """Bring ``run`` up to date: its name, params it lacks, tags, metrics whose value changed.
 
-    Returns what was written (``params``, ``metrics``) and which params differ from the values
-    logged before (``changed``; MLflow params are immutable, the tag holds the current value).
+    Tags hold only what is not a param: MLflow params are immutable, so a param whose value
+    differs from the one logged first keeps that value, its current value goes into the tag of
+    the same name and :data:`CHANGED_TAG` names it; a tag that only repeats a param (every param
+    was also a tag before issue 18) is deleted. Returns what was written (``params``,
+    ``metrics``), the params that ``changed`` and the ``deleted_tags``.
     """
     from mlflow.entities import Metric, Param, RunTag
 
     run_id = run.info.run_id
-    old_params, old_metrics = run.data.params, run.data.metrics
+    old_params, old_metrics, old_tags = run.data.params, run.data.metrics, run.data.tags
     new_params = {k: v for k, v in params.items() if k not in old_params}
     changed = sorted(k for k, v in params.items() if k in old_params and old_params[k] != v)
     if changed:
         log.warning("run %s: params changed since first logged: %s", run_id, changed)
-    new_tags = dict(tags)
-    if changed or CHANGED_TAG in run.data.tags:
+    new_tags = {**tags, **{k: params[k] for k in changed}}
+    if changed or CHANGED_TAG in old_tags:
         new_tags[CHANGED_TAG] = ",".join(changed)
+    # a tag of a current param's name, or one repeating a param logged earlier (one no longer
+    # logged, like data_fingerprint before it was renamed), is a leftover duplicate
+    logged = {**old_params, **new_params}
+    stale = sorted(
+        k
+        for k, v in old_tags.items()
+        if k not in new_tags and (k in params or (k in logged and logged[k] == v))
+    )
     now = int(time.time() * 1000)
     new_metrics = {
         k: float(v)
@@ -289,7 +346,16 @@ def sync_run(
             metrics=metric_items[start : start + 100],
         )
         _retry(lambda b=batch: client.log_batch(run_id, **b), "log batch")
-    return {"params": sorted(new_params), "metrics": sorted(new_metrics), "changed": changed}
+    for key in stale:
+        _retry(lambda k=key: client.delete_tag(run_id, k), "delete tag")
+    if name and run.info.run_name != name:  # names are generated: a new scheme renames old runs
+        _retry(lambda: client.update_run(run_id, name=name), "rename run")
+    return {
+        "params": sorted(new_params),
+        "metrics": sorted(new_metrics),
+        "changed": changed,
+        "deleted_tags": stale,
+    }
 
 
 def log_curves(client, run_id: str, curves: Mapping[str, list[tuple[int, float]]]) -> dict:

@@ -167,7 +167,7 @@ class TrackingOptions(Options):
 
     enabled: bool = True
     uri: str | None = None
-    #: None: the study name
+    #: None: sentscale/<study> (sentscale.track_sweep.experiment_name)
     experiment: str | None = None
 
 

@@ -244,6 +244,11 @@ class Study:
         """Parameter count of every model of the study (tables and figures sort by it)."""
         return {name: self.registry[name].params for name in self.all_models()}
 
+    def model_families(self) -> dict[str, str]:
+        """Family of every model of the study (a scaling line joins one family's sizes); a
+        registry entry without one is its own family."""
+        return {name: self.registry[name].family or name for name in self.all_models()}
+
 
 def _check_kinds(registry: Registry, key: str, names: tuple[str, ...], kind: str) -> list[str]:
     """Problems with ``names`` (config key ``key``): unknown to the registry, or not ``kind``."""

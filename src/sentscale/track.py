@@ -1,9 +1,10 @@
 """MLflow tracking: a view of the score files (which stay the source of truth).
 
-Layout: one experiment per study; one *sweep* (parent) run per study and shared settings (tasks,
-embed and evaluate options, registry overrides), created once by the upstream local rule
-``mlflow_parent``; one child run per cell (model, prompt, demo) with params, tags, metrics and
-artifacts taken from the cell's files.
+Layout: one experiment per study (``sentscale/<study>``); one *sweep* (parent) run per study and
+shared settings (tasks, embed and evaluate options, registry overrides), created once by the
+upstream local rule ``mlflow_parent`` and given the study's summary, figures and tables by
+``track_summary`` at the end (:mod:`sentscale.track_sweep`); one child run per cell (model,
+prompt, demo) with params, tags, metrics and artifacts taken from the cell's files (here).
 
 Stores (:func:`resolve_uri`): ``tracking.uri`` from the config, else ``MLFLOW_TRACKING_URI``,
 else an embedded sqlite database inside the output folder (``results/mlflow.db``, an absolute
@@ -17,10 +18,15 @@ logged are kept (a changed value is reported in the tag ``sentscale.params_chang
 current value is in the tag of the same name), metrics are logged only when their value
 changed, artifacts are overwritten in place. Rerunning the pipeline never adds runs.
 
+What a reader sees: child runs are named ``<model alias> <prompt>/<demo>``
+(:func:`model_aliases`: MLflow 3.17's runs table shows ~12 characters of a name), the full
+cell in the tag ``sentscale.cell``; metrics are rounded to two decimals as the tables show
+them (the score files keep full precision); tags hold only what is not a param.
+
 The store itself (client, lock waits, runs by key, syncing) is :mod:`sentscale.mlflow_store`,
 the sqlite file (created atomically, a half-created one rebuilt) :mod:`sentscale.sqlite_store`,
-URIs (credentials refused) :mod:`sentscale.tracking_uri`; this module turns a study's files into
-sweep and cell runs, each logged as one step that is run again while the store is locked.
+URIs (credentials refused) :mod:`sentscale.tracking_uri`; this module turns a cell's files into
+its run, logged as one step that is run again while the store is locked.
 """
 
 from __future__ import annotations
@@ -30,17 +36,18 @@ import hashlib
 import json
 import logging
 import math
-import subprocess
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import __version__, aggregate, data, io
+from . import aggregate, data, io
 from .mlflow_store import (
     ARTIFACT_DIR,
     CHANGED_TAG,
     DEFAULT_DB,
+    EXPERIMENT_KIND,
+    EXPERIMENT_KIND_TAG,
     KEY_TAG,
     MAX_PARAM_CHARS,
     PARENT_TAG,
@@ -51,6 +58,7 @@ from .mlflow_store import (
     check_reachable,
     check_uri,
     client_for,
+    code_version,
     default_uri,
     ensure_experiment,
     find_run,
@@ -63,20 +71,33 @@ from .mlflow_store import (
     sync_run,
     while_locked,
 )
-from .sqlite_store import check_sqlite_store, ensure_sqlite_store, is_busy
-from .tracking_uri import shown_uri
+from .sqlite_store import check_sqlite_store
+from .track_display import cell_run_name, model_alias, model_aliases, shown
+from .track_sweep import (
+    browse_hint,
+    check_sweep_run,
+    experiment_name,
+    mlflow_parent_job,
+    runs_url,
+    track_summary_job,
+)
 
 __all__ = [
     "ARTIFACT_DIR",
+    "CELL_TAG",
     "CHANGED_TAG",
     "DEFAULT_DB",
+    "EXPERIMENT_KIND",
+    "EXPERIMENT_KIND_TAG",
     "KEY_TAG",
     "MAX_PARAM_CHARS",
     "PARENT_TAG",
     "ROLE_TAG",
     "TrackingError",
+    "browse_hint",
     "cell_metrics",
     "cell_params",
+    "cell_run_name",
     "check_reachable",
     "check_uri",
     "client_for",
@@ -84,100 +105,31 @@ __all__ = [
     "data_fingerprint",
     "default_uri",
     "ensure_experiment",
+    "experiment_name",
     "find_run",
     "flatten",
     "get_or_create_run",
     "is_local_store",
     "log_training_curves",
+    "model_alias",
+    "model_aliases",
     "resolve_uri",
     "run_key",
     "mlflow_parent_job",
+    "runs_url",
+    "shown",
     "sync_run",
     "track_cell_job",
+    "track_summary_job",
     "training_metrics",
 ]
 
 log = logging.getLogger(__name__)
 
-
-def code_version() -> str:
-    """``sentscale <version>`` plus the git commit of the checkout (``-dirty`` if modified)."""
-    here = Path(__file__).resolve().parent
-    version = f"sentscale {__version__}"
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(here), "rev-parse", "--short=12", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no", "--", "."],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return version
-    return f"{version} ({commit}{'-dirty' if dirty else ''})" if commit else version
-
-
-# ----------------------------------------------------------------------------------- sweep
-
-
-def mlflow_parent_job(
-    *,
-    study: str,
-    settings: Mapping[str, Any],
-    out_json: str | Path,
-    uri: str | None = None,
-    experiment: str | None = None,
-    results_dir: str | Path = "results",
-) -> dict[str, Any]:
-    """Create (or find) the study's experiment and the sweep's parent run; write ``out_json``.
-
-    ``settings``: what every cell of the sweep shares (tasks, embed, evaluate, registry); the
-    grid itself (models, prompts, demos) can grow without starting a new sweep.
-    """
-    uri = resolve_uri(uri, results_dir)
-    check_reachable(uri)
-    name = experiment or study
-    artifact_root = None
-    if uri.startswith("sqlite:"):
-        root = Path(results_dir).resolve() / ARTIFACT_DIR
-        root.mkdir(parents=True, exist_ok=True)
-        artifact_root = root.as_uri()
-    key = run_key({"study": study, "experiment": name, "settings": settings})
-    tags = {ROLE_TAG: "sweep", "study": study}
-    params = {"study": study, **flatten(settings)}
-
-    def sweep_run():  # idempotent: run again as a whole while the store is locked
-        ensure_sqlite_store(uri)  # created atomically; a half-created one is rebuilt
-        client = client_for(uri)
-        experiment_id = ensure_experiment(client, name, artifact_root)
-        title = f"{study} · sweep {key[:8]}"
-        run, created = get_or_create_run(client, experiment_id, key, title, tags)
-        tags_now = {**tags, "code_version": code_version()}
-        sync_run(client, run, params=params, tags=tags_now, metrics={})
-        client.set_terminated(run.info.run_id, "FINISHED")
-        return experiment_id, run, created
-
-    experiment_id, run, created = while_locked(uri, sweep_run, "sweep run")
-    verb = "created" if created else "resumed"
-    log.info("%s sweep run %s (%s) in %s", verb, run.info.run_id, key, shown_uri(uri))
-    record = {
-        "tracking_uri": uri,
-        "experiment_name": name,
-        "experiment_id": experiment_id,
-        "run_id": run.info.run_id,
-        "run_key": key,
-        "run_name": run.info.run_name,
-        "study": study,
-    }
-    io.write_json(out_json, record)
-    return record
+#: the cell a child run logs, ``model/prompt/demo`` in full (its run name is shortened)
+CELL_TAG = "sentscale.cell"
+#: metrics logged as they are, not rounded: exact counts rescaled (the tables show the count)
+EXACT_METRICS = frozenset({"params_b", "n_sentences"})
 
 
 # ------------------------------------------------------------------------------------ cells
@@ -203,7 +155,9 @@ def cell_metrics(
     boot: aggregate.Bootstrap | None = None,
 ) -> dict[str, float]:
     """Metrics of one cell: per task (STS: spearman, pearson, CI; transfer: accuracy, f1),
-    averages (``sts_avg`` with CI, ``transfer_avg``), ``params_b`` and cost figures."""
+    averages (``sts_avg`` with CI, ``transfer_avg``), ``params_b`` and cost figures; rounded
+    as the tables show them (:func:`shown`: two decimals, so ``sts_avg`` and
+    ``STSBenchmark.spearman`` read alike), but for :data:`EXACT_METRICS`."""
     metrics: dict[str, float] = {"params_b": params_count / 1e9}
     sts = [t for t in results if t in data.STS_TASKS]
     transfer = [t for t in results if t in data.TRANSFER_TASKS]
@@ -251,11 +205,18 @@ def cell_metrics(
     scoring = sum(aggregate.read_benchmark(p).get("s", 0.0) for p in evaluate_benchmarks)
     scoring += sum(sum((results[t].get("timings") or {}).values()) for t in sts)
     metrics["scoring_wall_s"] = scoring
-    return {k: v for k, v in metrics.items() if v is not None and math.isfinite(v)}
+    return {
+        k: v if k in EXACT_METRICS else shown(v)
+        for k, v in metrics.items()
+        if v is not None and math.isfinite(v)
+    }
 
 
 def data_fingerprint(fingerprints: Mapping[str, str]) -> str:
-    """One fingerprint for the data of all tasks of a cell (sha256 of the per-task ones)."""
+    """One fingerprint for the data of all tasks of a cell: the first 16 hex digits of the
+    sha256 of the JSON ``{task: per-task fingerprint}`` (keys sorted). Logged as the param
+    ``data_fingerprint_combined``: it is not any score file's ``data_fingerprint`` (the
+    sha256 of one task's data), but changes whenever one of them does."""
     text = json.dumps(dict(sorted(fingerprints.items())), sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -267,7 +228,7 @@ def cell_params(
     *,
     study: str,
 ) -> dict[str, str]:
-    """Params of a cell run (also set as tags): what it is and how it was computed."""
+    """Params of a cell run: what it is and how it was computed."""
     spec = meta.get("spec") or {}
     prompt = meta.get("prompt") or {}
     embed = meta.get("embed") or {}
@@ -299,7 +260,8 @@ def cell_params(
         "transfer_mode": ",".join(transfer_modes) if transfer_modes else None,
         "max_items": protocol.get("max_items"),
         "seed": protocol.get("seed"),
-        "data_fingerprint": data_fingerprint({k: v for k, v in fingerprints.items() if v}),
+        # named apart from the score files' per-task data_fingerprint (see data_fingerprint)
+        "data_fingerprint_combined": data_fingerprint({k: v for k, v in fingerprints.items() if v}),
         "code_version": code_version(),
     }
     return {k: _param_text(v) for k, v in values.items() if v is not None}
@@ -326,9 +288,14 @@ def track_cell_job(
     demos: Sequence[str | Path] = (),
     boot: aggregate.Bootstrap | None = None,
     training_log: str | Path | None = None,
+    alias: str | None = None,
 ) -> dict[str, Any]:
     """Log one cell as a child of the sweep run (resuming its run on reruns); write
     ``out_json`` (run id, key, params and metrics logged, all from the files).
+
+    The run is named :func:`cell_run_name` (``alias``: the study's alias of the model,
+    :func:`model_aliases`; default: :func:`model_alias` of its name), its tag
+    :data:`CELL_TAG` holds the cell in full.
 
     Artifacts: ``scores/<task>.json``, ``embed/meta.json``, ``benchmarks/embed.tsv`` and
     ``benchmarks/evaluate/<task>.tsv``, ``demos/chosen.tsv`` (the demonstrations the cell used)
@@ -345,8 +312,12 @@ def track_cell_job(
         results[result["task"]] = result
     meta = io.read_json(embed_meta)
     key = run_key({"sweep": sweep["run_key"], "cell": dict(cell), "settings": settings})
-    name = f"{cell['model']} · {cell['prompt']} · {cell['demo']}"
-    tags = {ROLE_TAG: "cell", PARENT_TAG: sweep["run_id"]}
+    name = cell_run_name(cell, alias)
+    tags = {
+        ROLE_TAG: "cell",
+        PARENT_TAG: sweep["run_id"],
+        CELL_TAG: f"{cell['model']}/{cell['prompt']}/{cell['demo']}",
+    }
     params = cell_params(cell, results, meta, study=sweep["study"])
     metrics = cell_metrics(
         results,
@@ -365,9 +336,9 @@ def track_cell_job(
     def log_cell():  # idempotent (run by key): run again as a whole while the store is locked
         check_sqlite_store(uri)  # missing or half-made: the fix, not MLflow creating one here
         client = client_for(uri)
-        _check_sweep_run(client, sweep, sweep_json)
+        check_sweep_run(client, sweep, sweep_json)
         run, created = get_or_create_run(client, sweep["experiment_id"], key, name, tags)
-        written = sync_run(client, run, params=params, tags={**tags, **params}, metrics=metrics)
+        written = sync_run(client, run, params=params, tags=tags, metrics=metrics, name=name)
         if training is not None:
             log_training_curves(client, run.info.run_id, training)
         _log_artifacts(client, run.info.run_id, meta, results=results, **files)
@@ -402,20 +373,6 @@ def _cell_record(sweep, run_id, key, name, cell, params, metrics) -> dict[str, A
         "params": params,
         "metrics": {k: round(v, 6) for k, v in sorted(metrics.items())},
     }
-
-
-def _check_sweep_run(client, sweep: Mapping[str, Any], sweep_json: str | Path) -> None:
-    """TrackingError (with the fix) when the store does not hold the sweep run."""
-    uri = sweep["tracking_uri"]
-    try:
-        _retry(lambda: client.get_run(sweep["run_id"]), "get sweep run")
-    except Exception as err:  # noqa: BLE001
-        if is_busy(err):
-            raise  # locked, not lost: while_locked waits
-        raise TrackingError(
-            f"the sweep run {sweep['run_id']} of {sweep_json} is not in {shown_uri(uri)} ({err}); "
-            "recreate it with `snakemake --forcerun mlflow_parent`"
-        ) from err
 
 
 def _log_artifacts(
@@ -461,7 +418,9 @@ def _log_artifacts(
 
 
 def training_metrics(training: Mapping[str, Any]) -> dict[str, float]:
-    """Summary metrics of a fine-tuning log (``train.json``): dev before/best, loss first/last."""
+    """Summary metrics of a fine-tuning log (``train.json``): dev before/best, loss first/last;
+    two decimals like the cell's other metrics (the curves keep every digit: the learning
+    rate is ~1e-5)."""
     losses = training.get("loss") or []
     values = {
         "finetune.dev_before": training.get("dev_before"),
@@ -472,7 +431,7 @@ def training_metrics(training: Mapping[str, Any]) -> dict[str, float]:
         "finetune.loss_last": losses[-1]["loss"] if losses else None,
         "finetune.train_s": training.get("train_s"),
     }
-    return {k: float(v) for k, v in values.items() if v is not None}
+    return {k: shown(v) for k, v in values.items() if v is not None}
 
 
 def log_training_curves(client, run_id: str, training: Mapping[str, Any]) -> dict[str, int]:

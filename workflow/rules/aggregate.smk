@@ -1,6 +1,13 @@
 # Tables, figures and the Snakemake report, all from the score files (never from MLflow).
 # Tables: results/tables/<name>.{csv,md,tex,html}; figures: results/plots/<name>.{png,pdf}.
-# `snakemake --report report.html` collects every report() output below, by category.
+# `snakemake --report report.html` collects every report() output below: each file of a table
+# or figure is a row of its own (open or download), labelled and ordered by
+# sentscale.aggregate.report (the report sorts rows by their label values).
+
+
+# The report's workflow graph with one node per rule (Snakemake's draws a rule once per depth
+# of its jobs: sentscale.aggregate.report).
+sentscale_aggregate.use_rule_graph_spec()
 
 
 localrules:
@@ -16,18 +23,11 @@ rule aggregate:
         evaluate_benchmarks=get_evaluate_benchmarks(),
     output:
         **{
-            f"{name}_{fmt}": (
-                report(
-                    f"results/tables/{name}.{ext}",
-                    caption=f"../report/table_{name}.rst",
-                    category="Tables",
-                    labels={
-                        "table": name,
-                        "also as": "CSV, Markdown, LaTeX beside it",
-                    },
-                )
-                if fmt == "html"
-                else f"results/tables/{name}.{ext}"
+            f"{name}_{fmt}": report(
+                f"results/tables/{name}.{ext}",
+                caption=f"../report/table_{name}.rst",
+                category=sentscale_aggregate.REPORT_CATEGORIES["table"],
+                labels=sentscale_aggregate.report_labels("table", name, ext),
             )
             for name in TABLES
             for fmt, ext in TABLE_FORMATS.items()
@@ -56,17 +56,13 @@ rule plots:
         rankings=get_demo_rankings_all(),
     output:
         **{
-            f"{name}_{ext}": (
-                report(
-                    f"results/plots/{name}.png",
-                    caption=f"../report/plot_{name}.rst",
-                    category=category,
-                    labels={"figure": name, "also as": "PDF beside it"},
-                )
-                if ext == "png"
-                else f"results/plots/{name}.pdf"
+            f"{name}_{ext}": report(
+                f"results/plots/{name}.{ext}",
+                caption=f"../report/plot_{name}.rst",
+                category=sentscale_aggregate.REPORT_CATEGORIES["figure"],
+                labels=sentscale_aggregate.report_labels("figure", name, ext),
             )
-            for name, category in FIGURES.items()
+            for name in FIGURES
             for ext in FIGURE_FORMATS
         },
     log:
@@ -75,8 +71,9 @@ rule plots:
         "../envs/sentscale.yaml"
     params:
         tasks=list(STUDY.tasks),
-        figures=list(FIGURES),
+        figures=FIGURES,
         model_params=get_model_params(),
+        model_families=get_model_families(),  # a scaling line joins one family's sizes
         paper_results=PAPER_RESULTS_DIGEST,  # the paper's points in the scaling figures
     script:
         "../scripts/plots.py"

@@ -148,15 +148,10 @@ def get_cell(wildcards):
 
 
 # --- tables, figures, benchmarks (rules/aggregate.smk, rules/track.smk) ----------------------
-TABLES = ["scores", "sts", "transfer", "gap", "scale", "cost", "paper"]
+# In reading order (sentscale.aggregate.report: the report lists them so).
+TABLES = list(sentscale_aggregate.REPORT_TABLES)
 TABLE_FORMATS = {"csv": "csv", "markdown": "md", "latex": "tex", "html": "html"}
-FIGURES = {
-    "scaling_sts": "Scaling",
-    "scaling_transfer": "Scaling",
-    "tasks": "Per task",
-    "demo_spread": "Demonstrations",
-    "cost": "Cost",
-}
+FIGURES = list(sentscale_aggregate.REPORT_FIGURES)
 FIGURE_FORMATS = ("png", "pdf")
 # The paper's reported numbers ship with the package (sentscale/resources): their digest in
 # the params of the jobs that read them, so an update of the file redraws tables and figures.
@@ -215,6 +210,11 @@ def get_model_params():
     return STUDY.model_params()
 
 
+def get_model_families():
+    """Family of every model of the study (a scaling line joins one family's sizes)."""
+    return STUDY.model_families()
+
+
 def get_demo_rankings_all():
     """Demonstration rankings (STS-B dev) per model and prompt of `select` cells."""
     return [
@@ -238,7 +238,23 @@ TRACKING_ENABLED = STUDY.tracking.enabled
 # sqlite / file stores are written from this machine only (no concurrent cluster writers on
 # a network file system); with a server URI the jobs log over HTTP from wherever they run.
 TRACKING_LOCAL = TRACKING_URI is None or sentscale_track.is_local_store(TRACKING_URI)
-TRACKING_EXPERIMENT = STUDY.tracking.experiment or STUDY.name
+# sentscale/<study>, apart from MLflow's own "Default" experiment (sentscale.track_sweep)
+TRACKING_EXPERIMENT = sentscale_track.experiment_name(
+    STUDY.name, STUDY.tracking.experiment
+)
+# Short model names for the child runs' names (MLflow 3.17's runs table shows ~12 characters of a
+# name), derived from the registry names and unique within the study.
+MODEL_ALIASES = sentscale_track.model_aliases(cell.model for cell in CELLS)
+
+
+def get_model_alias(wildcards):
+    """The study's short name of a cell's model (its run is `<alias> <prompt>/<demo>`)."""
+    return MODEL_ALIASES[wildcards.model]
+
+
+def get_tracked_cells():
+    """Every cell's tracking record (rules/track.smk: track_cell)."""
+    return [f"results/tracking/{cell.path}.json" for cell in CELLS]
 
 
 def get_cell_scores(wildcards):
@@ -694,10 +710,11 @@ def get_aggregate_outputs():
 
 
 def get_tracking_outputs():
-    """One tracked run per cell (rules/track.smk); nothing when tracking.enabled is false."""
+    """One tracked run per cell and the study's summary on the parent run (rules/track.smk);
+    nothing when tracking.enabled is false."""
     if not TRACKING_ENABLED:
         return []
-    return [f"results/tracking/{cell.path}.json" for cell in CELLS]
+    return get_tracked_cells() + ["results/tracking/summary.json"]
 
 
 def get_demo_outputs():

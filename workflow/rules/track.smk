@@ -1,7 +1,9 @@
 # MLflow tracking, a view of the files (they stay the source of truth; see sentscale.track).
 # mlflow_parent (local, upstream of every tracking job) creates the store (a sqlite file
 # atomically; a half-created one is rebuilt), the study's experiment and the sweep's parent
-# run once; track_cell logs one cell as a child run (waiting while the store is locked).
+# run once; track_cell logs one cell as a child run (waiting while the store is locked);
+# track_summary, once every cell is tracked and the tables and figures exist, puts the
+# study's summary metrics, figures and tables on the parent run and prints its runs URL.
 # Reruns resume the same runs (deterministic run keys), never add new ones.
 # The tracking settings (TRACKING_*) are read and checked in common.smk.
 
@@ -59,5 +61,27 @@ rule track_cell:
     params:
         cell=get_embed_params,
         bootstrap=STUDY.aggregate.to_dict(),
+        # the run's name: `<alias> <prompt>/<demo>` (common.smk: MODEL_ALIASES)
+        alias=get_model_alias,
     script:
         "../scripts/track_cell.py"
+
+
+# Local whatever the store: it is light (a table, a few figures), and the runs URL it prints
+# should reach the console of the machine that started the run, not a cluster job's log.
+rule track_summary:
+    input:
+        sweep="results/tracking/parent.json",
+        cells=get_tracked_cells(),
+        scores="results/tables/scores.csv",
+        # every table and figure, logged as artifacts of the parent run (plots/, tables/)
+        files=get_aggregate_outputs(),
+    output:
+        "results/tracking/summary.json",
+    log:
+        "results/logs/track/summary.log",
+    localrule: True
+    conda:
+        "../envs/sentscale.yaml"
+    script:
+        "../scripts/track_summary.py"

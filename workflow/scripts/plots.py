@@ -13,6 +13,7 @@ with log_to(snakemake.log[0]):
         tasks=snakemake.params.tasks,
         rankings=list(snakemake.input.rankings),
         sizes=snakemake.params.model_params,
+        families=snakemake.params.model_families,
         out={
             name: {"png": output[f"{name}_png"], "pdf": output[f"{name}_pdf"]}
             for name in snakemake.params.figures

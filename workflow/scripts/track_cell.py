@@ -19,5 +19,6 @@ with log_to(snakemake.log[0]):
         demos=list(snakemake.input.demos),
         boot=Bootstrap.from_config(snakemake.params.bootstrap),
         training_log=training if isinstance(training, str) else next(iter(training), None),
+        alias=snakemake.params.alias,
         out_json=snakemake.output[0],
     )

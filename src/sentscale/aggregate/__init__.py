@@ -20,7 +20,8 @@ ours, theirs and the delta; :func:`gap_headline` summarises it over confirmed fi
 
 Modules: ``scores`` (score files, the overview table, averages), ``bootstrap`` (CIs, paired
 comparisons), ``tables`` (STS, transfer, scale), ``paper`` (reported figures, the gap), ``cost``
-(cost per cell), ``output`` (writing every table).
+(cost per cell), ``output`` (writing every table), ``report`` (what ``snakemake --report``
+shows: order, labels, a rule graph with one node per rule).
 """
 
 from __future__ import annotations
@@ -39,18 +40,33 @@ from .bootstrap import (
     verdict,
 )
 from .cost import cost_table, read_benchmark
-from .output import aggregate_job, with_ci_text, write_score_tables, write_table
+from .output import (
+    aggregate_job,
+    subsample_note,
+    with_ci_text,
+    write_score_tables,
+    write_table,
+)
 from .paper import (
     AVERAGED,
     CONFIRMATIONS,
     UNCONFIRMED,
     gap_caption,
+    gap_explanation,
     gap_headline,
     gap_table,
     is_confirmed,
     paper_results,
     paper_results_sha256,
     paper_setting,
+)
+from .report import (
+    REPORT_CATEGORIES,
+    REPORT_FIGURES,
+    REPORT_TABLES,
+    report_labels,
+    rule_graph_spec,
+    use_rule_graph_spec,
 )
 from .scores import (
     BASELINE_PROMPT,
@@ -77,6 +93,9 @@ __all__ = [
     "CELL_KEYS",
     "CellBootstrap",
     "CONFIRMATIONS",
+    "REPORT_CATEGORIES",
+    "REPORT_FIGURES",
+    "REPORT_TABLES",
     "UNCONFIRMED",
     "STS_AVG",
     "TRANSFER_AVG",
@@ -88,6 +107,7 @@ __all__ = [
     "cost_table",
     "format_params",
     "gap_caption",
+    "gap_explanation",
     "gap_headline",
     "gap_table",
     "is_confirmed",
@@ -101,11 +121,15 @@ __all__ = [
     "percentile_ci",
     "read_benchmark",
     "read_results",
+    "report_labels",
+    "rule_graph_spec",
     "resample_indices",
     "scale_table",
     "score_table",
+    "subsample_note",
     "sts_table",
     "transfer_table",
+    "use_rule_graph_spec",
     "verdict",
     "with_ci_text",
     "aggregate_job",

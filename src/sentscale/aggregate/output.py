@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from html import escape
 from pathlib import Path
 
 import pandas as pd
@@ -10,7 +11,7 @@ import pandas as pd
 from .. import io
 from .bootstrap import DEFAULT_BOOTSTRAP, Bootstrap, bootstrap_all
 from .cost import cost_table
-from .paper import gap_caption, gap_table, paper_results
+from .paper import gap_caption, gap_explanation, gap_table, paper_results
 from .scores import format_params, load_scores, read_results, score_table
 from .tables import scale_table, sts_table, transfer_table
 
@@ -54,6 +55,40 @@ def _display(table: pd.DataFrame) -> pd.DataFrame:
     return shown
 
 
+def subsample_note(max_items: Iterable[int | None], *, reference: bool = False) -> str:
+    """One sentence for the first line of every table of a subsampled study, from the score
+    files' ``protocol.max_items`` (None: every item); '' when no file was subsampled.
+    ``reference``: for the table of the paper's own numbers (full test sets)."""
+    values = list(max_items)
+    limits = sorted({v for v in values if v is not None})
+    if not limits:
+        return ""
+    shown = ", ".join(str(v) for v in limits)
+    scored = f"seeded subsamples of at most {shown} items per split (evaluate.max_items: {shown})"
+    if len(limits) == 1 and None not in values:
+        what = f"this study scored every task on {scored}"
+    else:
+        subsampled = sum(v is not None for v in values)
+        what = f"{subsampled} of this study's {len(values)} score files come from {scored}"
+    if reference:
+        return (
+            f"Subsampled study: {what}; these are the paper's numbers on the full test sets, "
+            "not comparable with this study's."
+        )
+    return (
+        f"Subsampled study: {what}, not the full test sets: indicative numbers, not comparable "
+        "with the paper's."
+    )
+
+
+def _tex_escape(text: str) -> str:
+    specials = {
+        "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
+        "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\^{}",
+    }  # fmt: skip
+    return "".join(specials.get(c, c) for c in text)
+
+
 def write_table(
     table: pd.DataFrame,
     *,
@@ -62,23 +97,48 @@ def write_table(
     latex: str | Path | None = None,
     html: str | Path | None = None,
     caption: str = "",
+    note: str = "",
+    empty: str = "(no rows)",
 ) -> None:
-    """CSV (numbers, CI columns separate) plus display formats with CIs folded in."""
+    """CSV (numbers, CI columns separate) plus display formats with CIs folded in.
+
+    The display formats open with ``caption`` and ``note`` (e.g. :func:`subsample_note`) on
+    their first line (Markdown: the first line; HTML: the title and first paragraph; LaTeX: a
+    comment above the tabular) and say ``empty`` where a table has no rows (LaTeX: a row
+    spanning the columns). The CSV stays data only (header and rows, nothing else) so that
+    pandas and spreadsheets read it as it is: a note or an empty-table explanation there
+    would be read as a row of data."""
     io.atomic_write(csv, lambda tmp: table.to_csv(tmp, index=False))
     shown = _display(table)
+    title = ". ".join(part for part in (caption, note) if part)
     if markdown is not None:
-        text = (
+        body = (
             shown.to_markdown(index=False, floatfmt=".2f", disable_numparse=True)
             if len(shown)
-            else "| " + " | ".join(shown.columns) + " |\n\n(no rows)"
-        )
+            else "| " + " | ".join(shown.columns) + " |\n|" + "---|" * len(shown.columns)
+            + f"\n\n{empty}"
+        )  # fmt: skip
+        heading = caption + (f". **{note}**" if note else "")
+        text = f"{heading}\n\n{body}" if heading else body
         io.atomic_write(markdown, lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"))
     if latex is not None:
         tex = shown.to_latex(index=False, float_format="%.2f", escape=True, na_rep="--")
+        if not len(shown):
+            span = f"\\multicolumn{{{len(shown.columns)}}}{{p{{0.9\\linewidth}}}}"
+            tex = tex.replace("\\bottomrule", f"{span}{{{_tex_escape(empty)}}} \\\\\n\\bottomrule")
+        if title:
+            tex = f"% {title}\n{tex}"  # a comment: the file stays a bare tabular to \input
         io.atomic_write(latex, lambda tmp: tmp.write_text(tex, encoding="utf-8"))
     if html is not None:
         body = shown.to_html(index=False, float_format="{:.2f}".format, na_rep="", border=0)
-        page = _HTML.format(title=caption, body=body if len(shown) else "<p>(no rows)</p>")
+        heading = escape(caption, quote=False) + (
+            f". <strong>{escape(note, quote=False)}</strong>" if note else ""
+        )
+        page = _HTML.format(
+            title=escape(title, quote=False),
+            heading=heading,
+            body=body if len(shown) else f"<p>{escape(empty, quote=False)}</p>",
+        )
         io.atomic_write(html, lambda tmp: tmp.write_text(page, encoding="utf-8"))
 
 
@@ -90,7 +150,7 @@ table {{ border-collapse: collapse; }}
 th, td {{ padding: 3px 8px; border-bottom: 1px solid #ddd; text-align: right; }}
 th {{ background: #f3f3f3; }}
 </style></head>
-<body><p>{title}</p>
+<body><p>{heading}</p>
 {body}
 </body></html>
 """
@@ -142,9 +202,11 @@ def aggregate_job(
     sts = sts_table(results, tasks, boots, boot, sizes=sizes)
     transfer = transfer_table(results, tasks, sizes=sizes)
     paper = paper_results(paper_csv)
-    max_items = {
+    kinds = demo_kinds if demo_kinds is not None else {"none": "none"}
+    # every score file's protocol.max_items (None: all items), for the gap table and the notes
+    max_items = [
         (r.get("protocol") or {}).get("max_items") for by in results.values() for r in by.values()
-    }
+    ]
     tables = {
         "scores": score_table(load_scores(score_files), tasks, sizes=sizes),
         "sts": sts,
@@ -154,8 +216,8 @@ def aggregate_job(
             transfer,
             paper,
             eol_prompts=eol_prompts,
-            demo_kinds=demo_kinds if demo_kinds is not None else {"none": "none"},
-            max_items=max(max_items - {None}, default=None),
+            demo_kinds=kinds,
+            max_items=max(set(max_items) - {None}, default=None),
         ),
         "scale": scale_table(results, tasks, boots, boot, sizes=sizes),
         "cost": cost_table(
@@ -178,6 +240,21 @@ def aggregate_job(
         "paper": "The paper's reported figures (reference, with sources and how each was "
         "confirmed)",
     }
+    empty = {
+        "gap": gap_explanation(
+            sts,
+            transfer,
+            paper,
+            eol_prompts=eol_prompts,
+            demo_kinds=kinds,
+        )
+    }
     for name, paths in out.items():
-        write_table(tables[name], caption=captions[name], **paths)
+        write_table(
+            tables[name],
+            caption=captions[name],
+            note=subsample_note(max_items, reference=name == "paper"),
+            empty=empty.get(name, "(no rows)"),
+            **paths,
+        )
     return tables

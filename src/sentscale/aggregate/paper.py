@@ -13,7 +13,7 @@ import csv
 import hashlib
 import io
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -67,6 +67,10 @@ def is_confirmed(confirmed: pd.Series) -> pd.Series:
     return confirmed != UNCONFIRMED
 
 
+#: The paper's settings a cell can reproduce (:func:`paper_setting`), in the paper's order.
+SETTINGS = ("PromptEOL", "PromptEOL+ICL", "PromptEOL+CSE")
+
+
 def paper_setting(demo: str, demo_kinds: Mapping[str, str]) -> str | None:
     """The paper's setting a PromptEOL cell reproduces, or None. ``demo_kinds``: demo name ->
     kind (none / fixed / per_model / select / cse): zero-shot is PromptEOL, any demo
@@ -86,6 +90,31 @@ AVERAGED = {
 }
 
 
+def _ours(sts: pd.DataFrame, transfer: pd.DataFrame) -> pd.DataFrame:
+    """One row per cell with its STS and transfer columns."""
+    return sts.merge(transfer, on=CELL_COLUMNS, how="outer") if len(transfer) else sts
+
+
+def _counterparts(
+    ours: pd.DataFrame,
+    paper: pd.DataFrame,
+    *,
+    eol_prompts: Sequence[str],
+    demo_kinds: Mapping[str, str],
+) -> Iterator[tuple[pd.Series, str, pd.Series]]:
+    """``(our row, paper setting, the paper's row)`` for every cell of ``ours`` with a
+    PromptEOL prompt whose model the paper reports in the cell's setting."""
+    for _, row in ours.iterrows():
+        if row["prompt"] not in eol_prompts:
+            continue
+        setting = paper_setting(row["demo"], demo_kinds)
+        if setting is None:
+            continue
+        match = paper[(paper["model"] == row["model"]) & (paper["setting"] == setting)]
+        if not match.empty:
+            yield row, setting, match.iloc[0]
+
+
 def gap_table(
     sts: pd.DataFrame,
     transfer: pd.DataFrame,
@@ -101,19 +130,11 @@ def gap_table(
     rows are kept and flagged, :func:`gap_headline` leaves them out). Averages are compared
     only when ours covers the paper's tasks (all seven STS or all seven transfer tasks).
     ``max_items`` flags subsampled studies (not comparable with the paper's full test sets)."""
-    ours = sts.merge(transfer, on=CELL_COLUMNS, how="outer") if len(transfer) else sts
     figures = [c for c in paper.columns if c in data.STS_TASKS or c in (STS_AVG, TRANSFER_AVG)]
     rows = []
-    for _, row in ours.iterrows():
-        if row["prompt"] not in eol_prompts:
-            continue
-        setting = paper_setting(row["demo"], demo_kinds)
-        if setting is None:
-            continue
-        match = paper[(paper["model"] == row["model"]) & (paper["setting"] == setting)]
-        if match.empty:
-            continue
-        ref = match.iloc[0]
+    for row, setting, ref in _counterparts(
+        _ours(sts, transfer), paper, eol_prompts=eol_prompts, demo_kinds=demo_kinds
+    ):
         for fig in figures:
             if fig not in row.index or pd.isna(row[fig]) or pd.isna(ref[fig]):
                 continue
@@ -151,6 +172,60 @@ def gap_table(
     table["_order"] = table["task"].map(order)
     table = table.sort_values(["params", "model", "prompt", "demo", "_order"], kind="stable")
     return table.drop(columns="_order").reset_index(drop=True)
+
+
+def gap_explanation(
+    sts: pd.DataFrame,
+    transfer: pd.DataFrame,
+    paper: pd.DataFrame,
+    *,
+    eol_prompts: Sequence[str],
+    demo_kinds: Mapping[str, str],
+) -> str:
+    """Why :func:`gap_table` has no rows for these tables, in one paragraph: which cells the
+    gap table compares (a PromptEOL prompt, a model the paper reports in the cell's setting, a
+    figure the paper reports) and which of these conditions no cell of the study meets."""
+    ours = _ours(sts, transfer)
+    compares = (
+        "the gap table compares each cell with a PromptEOL prompt "
+        f"({', '.join(eol_prompts) or 'none in this study'}) with the paper's number for the "
+        "same model and setting (no demonstration: PromptEOL; a demonstration: PromptEOL+ICL; "
+        "fine-tuned: PromptEOL+CSE)"
+    )
+    eol = ours[ours["prompt"].isin(list(eol_prompts))]
+    if eol.empty:
+        prompts = ", ".join(sorted(set(ours["prompt"]))) or "none"
+        return f"No rows: {compares}, and this study has no such cell (its prompts: {prompts})."
+    matched = list(_counterparts(ours, paper, eol_prompts=eol_prompts, demo_kinds=demo_kinds))
+    if not matched:
+        # per setting our cells are in: the models the paper reports there (file order: by
+        # family and size), and ours
+        ours_by_setting: dict[str, list[str]] = {}
+        for _, row in eol.sort_values("params", kind="stable").iterrows():
+            setting = paper_setting(row["demo"], demo_kinds)
+            if setting is not None and row["model"] not in ours_by_setting.get(setting, []):
+                ours_by_setting.setdefault(setting, []).append(row["model"])
+        if not ours_by_setting:
+            demos = ", ".join(sorted(set(eol["demo"])))
+            return (
+                f"No rows: {compares}, and no demonstration choice of this study's PromptEOL "
+                f"cells ({demos}) is one of these settings."
+            )
+        parts = []
+        for setting in sorted(ours_by_setting, key=SETTINGS.index):
+            models = ours_by_setting[setting]
+            reported = paper.loc[paper["setting"] == setting, "model"].unique()
+            parts.append(
+                f"{setting}: the paper reports {', '.join(reported) or 'no model'}, this study "
+                f"scores {', '.join(models)}"
+            )
+        return f"No rows: {compares}. No model is in both: {'; '.join(parts)}."
+    models = ", ".join(sorted({row["model"] for row, _, _ in matched}))
+    return (
+        f"No rows: {compares}. {len(matched)} cells ({models}) have a counterpart, but none "
+        "scores a figure the paper reports for it (its STS tasks; an average only with all "
+        "seven of its tasks)."
+    )
 
 
 def gap_headline(gap: pd.DataFrame) -> dict[str, float | int]:

@@ -1,10 +1,13 @@
 """Figures of a study, drawn from the tables of ``sentscale.aggregate`` (PNG + PDF each).
 
-- :func:`plot_scaling`  STS or transfer average vs parameter count (log x): one line per
-  prompt/demonstration choice with its bootstrap CI band, baselines as stars, the paper's
-  reported points as an overlay (hollow, unjoined markers for the rows no table confirms), each
-  line's peak marked.
-- :func:`plot_tasks`    the same per task, as small multiples.
+- :func:`plot_scaling`  STS or transfer average vs parameter count (log x): one line per model
+  family and prompt/demonstration choice (colour: the choice, marker: the family; models of
+  different families are never joined) with its bootstrap CI band, baselines as stars, the
+  paper's reported points as an overlay (hollow, unjoined markers for the rows no table
+  confirms), each line's peak ringed and our best cell marked with :data:`PEAK_MARKER`, a
+  shape no series uses.
+- :func:`plot_tasks`    the same per task, as a grid of small multiples (STS rows, then
+  transfer rows; panels of at least 3 x 3 inches).
 - :func:`plot_demo_spread`  how much the choice of demonstration matters: STS-B dev Spearman of
   every candidate per model (``results/demos/<model>/<prompt>/ranking.tsv``); a placeholder
   figure when no rankings exist.
@@ -21,7 +24,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # before any submodule imports pyplot
 
-from .base import DODGE, NO_STAMP, YLABELS, save  # noqa: E402
+from .base import DODGE, NO_STAMP, YLABELS, model_families, save  # noqa: E402
 from .candidates import (  # noqa: E402
     SPREAD_STYLE,
     CandidateColumn,
@@ -33,19 +36,29 @@ from .candidates import (  # noqa: E402
 )
 from .cost import MODEL_MARKERS, plot_cost  # noqa: E402
 from .figures import plots_job  # noqa: E402
-from .scaling import PAPER_STYLES, UNCONFIRMED_LABEL, plot_scaling, plot_tasks  # noqa: E402
+from .scaling import (  # noqa: E402
+    FAMILY_MARKERS,
+    PAPER_STYLES,
+    PEAK_MARKER,
+    UNCONFIRMED_LABEL,
+    plot_scaling,
+    plot_tasks,
+)
 
 __all__ = [
     "DODGE",
+    "FAMILY_MARKERS",
     "MODEL_MARKERS",
     "NO_STAMP",
     "PAPER_STYLES",
+    "PEAK_MARKER",
     "SPREAD_STYLE",
     "UNCONFIRMED_LABEL",
     "YLABELS",
     "CandidateColumn",
     "CandidateStyle",
     "dev_scores_style",
+    "model_families",
     "plot_candidates",
     "plot_cost",
     "plot_demo_spread",

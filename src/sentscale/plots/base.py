@@ -50,6 +50,24 @@ def save(
     plt.close(fig)
 
 
+def model_families(
+    models: Iterable[str], families: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """model -> family for every model of ``models``: ``families`` (the study's registry, as
+    the workflow passes it), else the packaged registry's ``family``, else the model's own
+    name: a model of unknown family is never joined by a line to another model."""
+    from ..models import Registry
+
+    registry = Registry.load() if families is None else None
+    out = {}
+    for model in dict.fromkeys(models):
+        family = (families or {}).get(model)
+        if family is None and registry is not None and model in registry:
+            family = registry[model].family
+        out[model] = family or model
+    return out
+
+
 def _choice(prompt: str, demo: str) -> str:
     return f"{prompt} / {demo}"
 

@@ -75,7 +75,8 @@ class CandidateStyle:
     xlim: bool  # half a column of margin on both sides
     title_fontsize: float | None  # None: matplotlib's default
     grid: bool
-    legend: str  # "prompts" (the dots' labels) or "markers" (candidate, chosen, none)
+    legend: str  # "prompts" (the dots' labels and the ring, outside the axes) or "markers"
+    # (candidate, chosen, none; where they cover the least data)
     dpi: int
     png_metadata: Mapping[str, Any] | None
 
@@ -84,13 +85,13 @@ class CandidateStyle:
 SPREAD_STYLE = CandidateStyle(
     title="Demonstration choice: spread over candidates (red ring: chosen)",
     ylabel="STS-B dev Spearman ×100",
-    figsize=(8, 4.5),
+    figsize=(9, 4.8),
     layout="constrained",
     dot_size=12,
     box_single=True,
     chosen="ring",
     spread=True,
-    tick_fontsize=7,
+    tick_fontsize=8,
     xlim=False,
     title_fontsize=None,
     grid=True,
@@ -154,8 +155,11 @@ def plot_candidates(
                 xytext=(0, 8),
                 textcoords="offset points",
                 ha="center",
-                fontsize=7,
+                fontsize=8,
             )
+    if style.spread:  # headroom above the highest dot, so every label stays inside the frame
+        low, high = ax.get_ylim()
+        ax.set_ylim(low, high + 0.15 * (high - low))
     ax.set_xticks(range(len(columns)), [c.label for c in columns], fontsize=style.tick_fontsize)
     if style.xlim:
         ax.set_xlim(-0.6, len(columns) - 0.4)
@@ -167,7 +171,15 @@ def plot_candidates(
     if style.grid:
         ax.grid(True, axis="y", alpha=0.3)
     if style.legend == "prompts":
-        ax.legend(title="prompt", fontsize=7)
+        # outside the axes: inside, it covers dots (the chosen one sits at a column's top)
+        ring = plt.Line2D(
+            [], [], ls="", marker="o", ms=10, mfc="none", mec="red", mew=1.5, label="chosen"
+        )
+        handles = [*ax.get_legend_handles_labels()[0], ring]
+        ax.legend(
+            handles=handles, title="prompt", fontsize=8, loc="upper left",
+            bbox_to_anchor=(1.01, 1.0), frameon=False,
+        )  # fmt: skip
     else:
         handles = [
             plt.Line2D([], [], marker="o", ls="", color="tab:blue", alpha=0.6, label="candidate"),

@@ -23,10 +23,12 @@ def plots_job(
     rankings: Iterable[str | Path],
     out: dict[str, dict[str, str]],
     sizes: Mapping[str, int],
+    families: Mapping[str, str] | None = None,
 ) -> None:
     """The ``plots`` rule: every figure from the aggregate tables. ``sizes``: model ->
-    parameter count (the study's registry). ``out``: figure name (scaling_sts,
-    scaling_transfer, tasks, demo_spread, cost) -> {png, pdf}."""
+    parameter count, ``families``: model -> model family (the study's registry; None: the
+    packaged registry's); a scaling line joins the sizes of one family. ``out``: figure name
+    (scaling_sts, scaling_transfer, tasks, demo_spread, cost) -> {png, pdf}."""
     from ..aggregate import paper_results
 
     sts = pd.read_csv(sts_csv)
@@ -34,11 +36,13 @@ def plots_job(
     cost = pd.read_csv(cost_csv)
     paper = paper_results(paper_csv)
     if "scaling_sts" in out:
-        plot_scaling(sts, STS_AVG, paper=paper, **out["scaling_sts"])
+        plot_scaling(sts, STS_AVG, paper=paper, families=families, **out["scaling_sts"])
     if "scaling_transfer" in out:
-        plot_scaling(transfer, TRANSFER_AVG, paper=paper, **out["scaling_transfer"])
+        plot_scaling(
+            transfer, TRANSFER_AVG, paper=paper, families=families, **out["scaling_transfer"]
+        )
     if "tasks" in out:
-        plot_tasks(sts, transfer, tasks, paper=paper, **out["tasks"])
+        plot_tasks(sts, transfer, tasks, paper=paper, families=families, **out["tasks"])
     if "demo_spread" in out:
         plot_demo_spread(read_rankings(rankings), sizes=sizes, **out["demo_spread"])
     if "cost" in out:
